@@ -1,0 +1,1 @@
+"""Ingestion: MQTT feeds -> contract checks -> durable Parquet landing files (and quarantine)."""
