@@ -1,0 +1,51 @@
+"""Run the project's .sql files: one file = one model, statements separated by ';' at line end.
+
+Parameters are DuckDB named parameters (``$local_date``) bound by value, never formatted in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+
+import duckdb
+
+SQL_ROOT = Path(__file__).resolve().parent / "sql"
+
+
+@lru_cache(maxsize=256)
+def read_statements(path: Path) -> tuple[str, ...]:
+    """Split a file into statements. Our SQL never puts ';' at a line end inside a string."""
+    text = Path(path).read_text(encoding="utf-8")
+    stmts: list[str] = []
+    current: list[str] = []
+    for line in text.splitlines():
+        current.append(line)
+        if line.rstrip().endswith(";"):
+            stmts.append("\n".join(current).strip().rstrip(";"))
+            current = []
+    tail = "\n".join(current).strip()
+    if tail and not all(ln.strip().startswith("--") or not ln.strip() for ln in current):
+        stmts.append(tail)
+    return tuple(s for s in stmts if _has_code(s))
+
+
+def _has_code(stmt: str) -> bool:
+    return any(ln.strip() and not ln.strip().startswith("--") for ln in stmt.splitlines())
+
+
+def run_file(
+    con: duckdb.DuckDBPyConnection, path: Path, params: Mapping[str, object] | None = None
+) -> None:
+    """Execute every statement of ``path``, binding only the parameters each statement uses."""
+    for stmt in read_statements(Path(path)):
+        used = {k: v for k, v in (params or {}).items() if f"${k}" in stmt}
+        con.execute(stmt, used or None)
+
+
+def run_files(
+    con: duckdb.DuckDBPyConnection, paths: list[Path], params: Mapping[str, object] | None = None
+) -> None:
+    for p in paths:
+        run_file(con, p, params)
