@@ -14,10 +14,16 @@ import duckdb
 SQL_ROOT = Path(__file__).resolve().parent / "sql"
 
 
-@lru_cache(maxsize=256)
 def read_statements(path: Path) -> tuple[str, ...]:
     """Split a file into statements. Our SQL never puts ';' at a line end inside a string."""
-    text = Path(path).read_text(encoding="utf-8")
+    st = Path(path).stat()
+    # Cache keyed on the file's mtime and size too, so an edited file is re-read.
+    return _read_statements(Path(path), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=256)
+def _read_statements(path: Path, _mtime_ns: int, _size: int) -> tuple[str, ...]:
+    text = path.read_text(encoding="utf-8")
     stmts: list[str] = []
     current: list[str] = []
     for line in text.splitlines():
