@@ -1,0 +1,594 @@
+"""The MQTT feed contract v1 (docs/feeds.md): parse one MQTT message into landing rows or quarantine rows.
+
+``ContractParser.parse(topic, payload, received_at)`` never raises. It returns a ``ParsedMessage``
+holding one ``Reading`` per accepted reading (a row for ``ingestion.schema.landing_schema(feed)``,
+values in canonical units) and one ``Rejection`` per quarantined record (a row for
+``ingestion.schema.QUARANTINE_SCHEMA`` with a reason code from ``REASONS``).
+
+Accounting unit is the *record*: a single-object message is one record, a batch (JSON array) of N
+readings is N records, and a message that fails as a whole (bad topic, not JSON, too large, ...)
+is exactly one record with one rejection.
+
+The parser is on the hot path of ingest (tens of thousands of messages per second on two cores),
+so it uses one ``json.loads``, plain dict lookups and per-feed tables computed once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from hashlib import blake2b
+from itertools import accumulate
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from ingestion.schema import VALUE_COLUMNS, landing_schema
+from ingestion.units import UNITS
+
+if TYPE_CHECKING:
+    from citypipe.catalogue import Catalogue
+    from citypipe.settings import Settings
+
+CONTRACT_VERSION = "v1"
+
+REASONS: dict[str, str] = {
+    # Whole-message reasons (one record, reading_index null).
+    "too_large": "payload larger than the configured limit (default 256 KiB); checked before decoding",
+    "not_utf8": "payload is not valid UTF-8",
+    "too_deep": "JSON nested deeper than the contract allows (deep-nesting attack)",
+    "not_json": "payload is not valid JSON",
+    "bad_topic": "topic is not city/{city_id}/{feed}/{site_id}",
+    "wrong_city": "topic's city_id is not this deployment's city",
+    "unknown_feed": "topic's feed is not air, water, waterlogging or traffic",
+    "not_object": "payload (or a batch element) is not a JSON object",
+    "empty_batch": "payload is an empty JSON array",
+    "batch_too_large": "batch holds more readings than the limit",
+    # Per-reading reasons (reading_index set inside a batch).
+    "missing_field": "a required field is absent",
+    "wrong_type": "a field has the wrong JSON type (e.g. a string or bool where an integer belongs)",
+    "unknown_schema": "schema is not one of air/v1, water/v1, waterlogging/v1, traffic/v1",
+    "schema_mismatch": "schema names a different feed than the topic",
+    "unknown_site": "site_id is not in the site catalogue for this feed",
+    "site_mismatch": "site_id differs from the topic's site",
+    "bad_device": "device_id is empty, blank or longer than 64 characters",
+    "negative_seq": "seq is below zero",
+    "bad_period": "period_s is not between 1 and 86400 seconds",
+    "bad_timestamp": "observed_at is not an ISO 8601 date-time",
+    "naive_timestamp": "observed_at has no UTC offset",
+    "future_timestamp": "observed_at is further in the future than the tolerance (default 300 s)",
+    "bad_number": "a value is not a finite number or null (string, bool, NaN, Infinity, out of range)",
+    "unknown_field": "a key that the contract does not define (top level, values or units)",
+    "unknown_unit": "a unit that is neither the canonical unit nor an allowed alternative",
+    "bad_flag": "flags holds something other than maintenance, calibration, power_fail",
+    "bad_lane": "lane is below 1 or above the detector's lane count",
+    "bad_direction": "direction is not inbound or outbound",
+    "lane_not_allowed": "lane or direction given on a non-traffic feed",
+    "internal_error": "the parser failed unexpectedly (a bug: the detail holds the exception)",
+}
+
+FLAGS = frozenset({"maintenance", "calibration", "power_fail"})
+DIRECTIONS = frozenset({"inbound", "outbound"})
+MAX_DEPTH = 16  # a valid batch is 3 deep (array > reading > values/units/flags)
+MAX_BATCH = 1000
+MAX_DEVICE_ID = 64
+MAX_PERIOD_S = 86400
+EXCERPT = 200
+TOO_LARGE_KEEP = 4096  # bytes of an oversized payload kept in quarantine (the rest is counted)
+
+_REQUIRED = ("schema", "site_id", "device_id", "seq", "observed_at", "period_s", "values")
+_OPTIONAL = ("units", "flags", "lane", "direction")
+_TOP_LEVEL = frozenset(_REQUIRED + _OPTIONAL)
+_STRING_RE = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET_STEP = [0] * 256
+_BRACKET_STEP[ord("[")] = _BRACKET_STEP[ord("{")] = 1
+_BRACKET_STEP[ord("]")] = _BRACKET_STEP[ord("}")] = -1
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+@dataclass(slots=True)
+class Reading:
+    feed: str
+    key: tuple  # (feed, site_id, device_id, lane, observed_at UTC ISO string)
+    content_hash: str
+    local_date: date
+    row: dict[str, object]
+
+
+@dataclass(slots=True)
+class Rejection:
+    reason: str
+    row: dict[str, object]
+
+
+@dataclass(slots=True)
+class ParsedMessage:
+    readings: list[Reading]
+    rejections: list[Rejection]
+
+    @property
+    def records(self) -> int:
+        return len(self.readings) + len(self.rejections)
+
+
+class _Reject(Exception):
+    """Internal: one reading (or message) breaks the contract."""
+
+    __slots__ = ("detail", "reason")
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+
+
+def _excerpt(value: object) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= EXCERPT else text[: EXCERPT - 1] + "…"
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def max_depth(payload: bytes) -> int:
+    """Nesting depth of a JSON text's arrays/objects, ignoring brackets inside strings."""
+    stripped = _STRING_RE.sub(b'""', payload).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_BRACKET_STEP.__getitem__, stripped)), default=0)
+
+
+class _FeedTable:
+    """Everything the parser needs per feed, computed once."""
+
+    __slots__ = ("columns", "feed", "fields", "schema", "units")
+
+    def __init__(self, feed: str) -> None:
+        self.feed = feed
+        self.schema = f"{feed}/{CONTRACT_VERSION}"
+        self.fields: dict[str, str] = VALUE_COLUMNS[feed]  # contract field -> landing column
+        self.units: dict[str, dict[str, float]] = UNITS[feed]
+        self.columns: tuple[str, ...] = tuple(landing_schema(feed).names)
+
+
+class ContractParser:
+    """Parse MQTT messages of contract v1 for one city against its site catalogue."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        *,
+        city: str,
+        max_payload_bytes: int = 262144,
+        future_tolerance_s: int = 300,
+        timezone: str = "Asia/Shanghai",
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        self.city = city
+        self.max_payload_bytes = max_payload_bytes
+        self.future_tolerance = timedelta(seconds=future_tolerance_s)
+        self.max_batch = max_batch
+        self.tz = ZoneInfo(timezone)
+        self._feeds = {f: _FeedTable(f) for f in VALUE_COLUMNS}
+        self._schemas = {t.schema: f for f, t in self._feeds.items()}
+        # (feed, site_id) -> lane count (0 for non-traffic sites); membership = site known for feed.
+        self._sites: dict[tuple[str, str], int] = {}
+        for site in catalogue.sites.values():
+            lanes = site.get("lanes") if site.feed == "traffic" else 0
+            self._sites[(site.feed, site.site_id)] = int(lanes) if isinstance(lanes, int) else 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ContractParser:
+        from citypipe.catalogue import load_catalogue
+
+        return cls(
+            load_catalogue(settings.reference_dir, settings.city),
+            city=settings.city,
+            max_payload_bytes=settings.max_payload_bytes,
+            future_tolerance_s=settings.future_tolerance_s,
+            timezone=settings.timezone,
+        )
+
+    # ------------------------------------------------------------------ public
+
+    def parse(self, topic: str, payload: bytes, received_at: datetime) -> ParsedMessage:
+        """Parse one message. Never raises; every record ends as a Reading or a Rejection."""
+        try:
+            return self._parse(topic, payload, received_at)
+        except Exception as exc:  # a bug, but ingest must go on: quarantine with the exception
+            try:
+                received = _as_utc(received_at)
+            except Exception:
+                received = datetime.now(UTC)
+            try:
+                raw = bytes(payload)
+            except Exception:
+                raw = b""
+            row = self._reject_row(
+                str(topic),
+                None,
+                None,
+                received,
+                "internal_error",
+                f"{type(exc).__name__}: {exc}"[:EXCERPT],
+                None,
+                raw,
+            )
+            return ParsedMessage([], [Rejection("internal_error", row)])
+
+    def local_date(self, observed_at_utc: datetime) -> date:
+        """The city's natural day of a UTC instant."""
+        return observed_at_utc.astimezone(self.tz).date()
+
+    # ------------------------------------------------------------------ internals
+
+    def _parse(self, topic: str, payload: bytes, received_at: datetime) -> ParsedMessage:
+        received = _as_utc(received_at)
+
+        # Topic first: it names feed and site for every quarantine row below.
+        feed = site = None
+        reason = detail = None
+        parts = topic.split("/") if isinstance(topic, str) else []
+        if len(parts) != 4 or parts[0] != "city" or not parts[1] or not parts[3]:
+            reason, detail = (
+                "bad_topic",
+                f"topic {_excerpt(topic)} is not city/{{city_id}}/{{feed}}/{{site_id}}",
+            )
+        elif parts[1] != self.city:
+            reason, detail = "wrong_city", f"topic city {parts[1]!r} is not {self.city!r}"
+        elif parts[2] not in self._feeds:
+            reason, detail = (
+                "unknown_feed",
+                f"topic feed {_excerpt(parts[2])} is not one of {sorted(self._feeds)}",
+            )
+        else:
+            feed, site = parts[2], parts[3]
+
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            payload = str(payload).encode("utf-8", "surrogatepass")
+        payload = bytes(payload)
+        size = len(payload)
+
+        if reason is None and size > self.max_payload_bytes:
+            reason = "too_large"
+            detail = (
+                f"payload {size} bytes > limit {self.max_payload_bytes}; "
+                f"first {TOO_LARGE_KEEP} bytes kept"
+            )
+            return self._whole(
+                topic, feed, site, received, reason, detail, payload[:TOO_LARGE_KEEP], size
+            )
+        if reason is not None:
+            return self._whole(topic, feed, site, received, reason, detail, payload, size)
+
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return self._whole(
+                topic, feed, site, received, "not_utf8",
+                f"invalid UTF-8 at byte {exc.start}: {payload[exc.start:exc.start + 8]!r}", payload, size,
+            )  # fmt: skip
+        # Cheap guard: fewer brackets than the limit cannot nest deeper than it.
+        if payload.count(b"[") + payload.count(b"{") > MAX_DEPTH:
+            depth = max_depth(payload)
+            if depth > MAX_DEPTH:
+                return self._whole(
+                    topic, feed, site, received, "too_deep",
+                    f"JSON nesting depth {depth} > {MAX_DEPTH}", payload, size,
+                )  # fmt: skip
+        try:
+            doc = json.loads(text)
+        except RecursionError:
+            return self._whole(
+                topic, feed, site, received, "too_deep", "JSON nesting too deep for the parser",
+                payload, size,
+            )  # fmt: skip
+        except ValueError as exc:
+            return self._whole(
+                topic, feed, site, received, "not_json", str(exc)[:EXCERPT], payload, size
+            )
+
+        table = self._feeds[feed]
+        if isinstance(doc, dict):
+            try:
+                return ParsedMessage([self._reading(table, site, topic, doc, received)], [])
+            except _Reject as rej:
+                return self._whole(
+                    topic, feed, site, received, rej.reason, rej.detail, payload, size
+                )
+        if isinstance(doc, list):
+            n = len(doc)
+            if n == 0:
+                return self._whole(
+                    topic, feed, site, received, "empty_batch", "empty JSON array", payload, size
+                )
+            if n > self.max_batch:
+                return self._whole(
+                    topic, feed, site, received, "batch_too_large",
+                    f"batch of {n} readings > limit {self.max_batch}", payload, size,
+                )  # fmt: skip
+            readings: list[Reading] = []
+            rejections: list[Rejection] = []
+            for i, item in enumerate(doc):
+                try:
+                    if not isinstance(item, dict):
+                        raise _Reject(
+                            "not_object", f"batch element {i} is {_type_name(item)}, not an object"
+                        )
+                    readings.append(self._reading(table, site, topic, item, received))
+                except _Reject as rej:
+                    raw = json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
+                    row = self._reject_row(
+                        topic, feed, site, received, rej.reason, rej.detail, i, raw, len(raw)
+                    )
+                    rejections.append(Rejection(rej.reason, row))
+            return ParsedMessage(readings, rejections)
+        return self._whole(
+            topic, feed, site, received, "not_object",
+            f"payload is a JSON {_type_name(doc)}, not an object or array", payload, size,
+        )  # fmt: skip
+
+    def _reading(
+        self, t: _FeedTable, topic_site: str, topic: str, doc: dict, received: datetime
+    ) -> Reading:
+        feed = t.feed
+        for name in _REQUIRED:
+            if name not in doc:
+                raise _Reject("missing_field", f"{name}: required field missing")
+        if len(doc) > 7:
+            for name in doc:
+                if name not in _TOP_LEVEL:
+                    raise _Reject("unknown_field", f"unknown top-level field {_excerpt(name)}")
+
+        schema = doc["schema"]
+        if schema != t.schema:
+            if not isinstance(schema, str):
+                raise _Reject("wrong_type", f"schema: expected string, got {_excerpt(schema)}")
+            if schema in self._schemas:
+                raise _Reject(
+                    "schema_mismatch",
+                    f"schema {schema!r} on a {feed} topic (expected {t.schema!r})",
+                )
+            raise _Reject("unknown_schema", f"schema {_excerpt(schema)} is not a known contract")
+
+        site_id = doc["site_id"]
+        if site_id != topic_site:
+            if not isinstance(site_id, str):
+                raise _Reject("wrong_type", f"site_id: expected string, got {_excerpt(site_id)}")
+            raise _Reject(
+                "site_mismatch",
+                f"site_id {_excerpt(site_id)} differs from topic site {topic_site!r}",
+            )
+        lanes = self._sites.get((feed, site_id))
+        if lanes is None:
+            raise _Reject("unknown_site", f"site_id {_excerpt(site_id)} is not a known {feed} site")
+
+        device_id = doc["device_id"]
+        if type(device_id) is not str:
+            raise _Reject("wrong_type", f"device_id: expected string, got {_excerpt(device_id)}")
+        if not device_id or len(device_id) > MAX_DEVICE_ID or device_id.isspace():
+            raise _Reject(
+                "bad_device", f"device_id {_excerpt(device_id)} is empty, blank or too long"
+            )
+
+        seq = doc["seq"]
+        if type(seq) is not int:
+            raise _Reject("wrong_type", f"seq: expected integer, got {_excerpt(seq)}")
+        if seq < 0:
+            raise _Reject("negative_seq", f"seq {seq} < 0")
+        if seq > 9223372036854775807:
+            raise _Reject("wrong_type", f"seq {_excerpt(seq)} exceeds 64-bit integer range")
+
+        period_s = doc["period_s"]
+        if type(period_s) is not int:
+            raise _Reject("wrong_type", f"period_s: expected integer, got {_excerpt(period_s)}")
+        if not 0 < period_s <= MAX_PERIOD_S:
+            raise _Reject("bad_period", f"period_s {_excerpt(period_s)} not in 1..{MAX_PERIOD_S}")
+
+        observed_raw = doc["observed_at"]
+        if type(observed_raw) is not str:
+            raise _Reject(
+                "wrong_type", f"observed_at: expected string, got {_excerpt(observed_raw)}"
+            )
+        try:
+            observed = datetime.fromisoformat(observed_raw)
+        except ValueError:
+            raise _Reject(
+                "bad_timestamp", f"observed_at {_excerpt(observed_raw)} is not ISO 8601"
+            ) from None
+        if observed.tzinfo is None:
+            raise _Reject(
+                "naive_timestamp", f"observed_at {_excerpt(observed_raw)} has no UTC offset"
+            )
+        try:
+            observed = observed.astimezone(UTC)
+        except OverflowError:
+            raise _Reject(
+                "bad_timestamp", f"observed_at {_excerpt(observed_raw)} is out of range"
+            ) from None
+        if observed - received > self.future_tolerance:
+            raise _Reject(
+                "future_timestamp",
+                f"observed_at {_excerpt(observed_raw)} is {(observed - received).total_seconds():.0f} s "
+                f"after received_at {received.isoformat()}",
+            )
+
+        # Units before values: the conversion factors apply to the values.
+        factors: dict[str, float] | None = None
+        units = doc.get("units")
+        if units is not None:
+            if type(units) is not dict:
+                raise _Reject("wrong_type", f"units: expected object, got {_excerpt(units)}")
+            if units:
+                factors = {}
+                for fname, uname in units.items():
+                    allowed = t.units.get(fname)
+                    if allowed is None:
+                        raise _Reject(
+                            "unknown_field", f"units: unknown {feed} field {_excerpt(fname)}"
+                        )
+                    factor = allowed.get(uname) if type(uname) is str else None
+                    if factor is None:
+                        raise _Reject(
+                            "unknown_unit",
+                            f"units.{fname}: {_excerpt(uname)} is not one of {sorted(allowed)}",
+                        )
+                    if factor != 1.0:
+                        factors[fname] = factor
+
+        values = doc["values"]
+        if type(values) is not dict:
+            raise _Reject("wrong_type", f"values: expected object, got {_excerpt(values)}")
+        row: dict[str, object] = dict.fromkeys(t.columns)
+        fields = t.fields
+        for fname, v in values.items():
+            col = fields.get(fname)
+            if col is None:
+                raise _Reject("unknown_field", f"values: unknown {feed} field {_excerpt(fname)}")
+            if v is None:
+                continue
+            tv = type(v)
+            if tv is float:
+                if not math.isfinite(v):
+                    raise _Reject("bad_number", f"values.{fname}: {v!r} is not finite")
+            elif tv is int:
+                try:
+                    v = float(v)
+                except OverflowError:
+                    raise _Reject(
+                        "bad_number", f"values.{fname}: {_excerpt(v)} out of range"
+                    ) from None
+            else:
+                raise _Reject(
+                    "bad_number",
+                    f"values.{fname}: {_excerpt(v)} is a {_type_name(v)}, not a number",
+                )
+            if factors and fname in factors:
+                v = float(f"{v * factors[fname]:.12g}")  # see units._tidy
+                if not math.isfinite(v):
+                    raise _Reject(
+                        "bad_number", f"values.{fname}: out of range after unit conversion"
+                    )
+            row[col] = v
+
+        flags = doc.get("flags")
+        if flags is None or flags == []:
+            flags_s = ""
+        else:
+            if type(flags) is not list:
+                raise _Reject("wrong_type", f"flags: expected array, got {_excerpt(flags)}")
+            for f in flags:
+                if type(f) is not str or f not in FLAGS:
+                    raise _Reject("bad_flag", f"flags: {_excerpt(f)} is not one of {sorted(FLAGS)}")
+            flags_s = "|".join(sorted(set(flags)))
+
+        lane = doc.get("lane")
+        direction = doc.get("direction")
+        if feed == "traffic":
+            if lane is None:
+                raise _Reject("missing_field", "lane: required on traffic readings")
+            if type(lane) is not int:
+                raise _Reject("wrong_type", f"lane: expected integer, got {_excerpt(lane)}")
+            if lane < 1 or (lanes and lane > lanes):
+                raise _Reject("bad_lane", f"lane {_excerpt(lane)} not in 1..{lanes or 'n'}")
+            if direction is None:
+                raise _Reject("missing_field", "direction: required on traffic readings")
+            if type(direction) is not str or direction not in DIRECTIONS:
+                raise _Reject(
+                    "bad_direction", f"direction {_excerpt(direction)} is not inbound or outbound"
+                )
+        elif lane is not None or direction is not None:
+            raise _Reject("lane_not_allowed", f"lane/direction given on a {feed} reading")
+
+        observed_iso = observed.isoformat()
+        local_date = self._local_date(observed)
+        # Canonical text of the reading: equal for an exact re-delivery, whatever the JSON spelling.
+        canon = (
+            f"{feed}\x1f{site_id}\x1f{device_id}\x1f{lane}\x1f{observed_iso}\x1f{period_s}"
+            f"\x1f{flags_s}\x1f{seq}\x1f{direction}"
+        )
+        for fname, col in fields.items():
+            canon += f"\x1f{row[col]!r}" if fname in values else "\x1f-"
+        content_hash = blake2b(canon.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+        row["site_id"] = site_id
+        row["device_id"] = device_id
+        row["lane"] = lane
+        row["direction"] = direction
+        row["seq"] = seq
+        row["observed_at"] = observed
+        row["period_s"] = period_s
+        row["flags"] = flags_s
+        row["received_at"] = received
+        row["topic"] = topic
+        row["content_hash"] = content_hash
+        row["local_date"] = local_date
+        return Reading(
+            feed, (feed, site_id, device_id, lane, observed_iso), content_hash, local_date, row
+        )
+
+    def _local_date(self, observed_utc: datetime) -> date:
+        return observed_utc.astimezone(self.tz).date()
+
+    def _whole(
+        self,
+        topic: str,
+        feed: str | None,
+        site: str | None,
+        received: datetime,
+        reason: str,
+        detail: str,
+        payload: bytes,
+        size: int,
+    ) -> ParsedMessage:
+        row = self._reject_row(topic, feed, site, received, reason, detail, None, payload, size)
+        return ParsedMessage([], [Rejection(reason, row)])
+
+    def _reject_row(
+        self,
+        topic: str,
+        feed: str | None,
+        site: str | None,
+        received: datetime,
+        reason: str,
+        detail: str,
+        index: int | None,
+        payload: bytes,
+        size: int | None = None,
+    ) -> dict[str, object]:
+        return {
+            "received_at": received,
+            "topic": topic if isinstance(topic, str) else repr(topic),
+            "feed": feed,
+            "site_id": site,
+            "reason": reason,
+            "detail": detail,
+            "reading_index": index,
+            "payload": payload,
+            "payload_bytes": len(payload) if size is None else size,
+            "received_date": received.astimezone(self.tz).date(),
+        }
+
+
+def _as_utc(ts: datetime) -> datetime:
+    # A naive received_at is taken as UTC (the service passes aware times; tests may not).
+    if ts.tzinfo is None:
+        return ts.replace(tzinfo=UTC)
+    if ts.utcoffset() == timedelta(0):
+        return ts
+    return ts.astimezone(UTC)
