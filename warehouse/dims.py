@@ -1,0 +1,63 @@
+"""core.dim_site from the version-controlled site catalogue."""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from citypipe.catalogue import Catalogue, load_catalogue
+from citypipe.settings import Settings
+from warehouse import sqlfiles
+
+# Catalogue attribute -> dim_site column, with the Arrow type it is stored as.
+_ATTR_COLUMNS: dict[str, pa.DataType] = {
+    "station_type": pa.string(),
+    "is_assessment": pa.bool_(),
+    "river_en": pa.string(),
+    "river_zh": pa.string(),
+    "water_body_type": pa.string(),
+    "is_mainstream": pa.bool_(),
+    "target_class": pa.string(),
+    "cluster": pa.string(),
+    "waterlogging_cm": pa.int32(),
+    "closure_cm": pa.int32(),
+    "danger_cm": pa.int32(),
+    "road_en": pa.string(),
+    "road_zh": pa.string(),
+    "road_class": pa.string(),
+    "is_old_town": pa.bool_(),
+    "segment_length_km": pa.float64(),
+    "free_flow_kmh": pa.float64(),
+    "lanes": pa.int32(),
+}
+
+
+def dim_site_table(catalogue: Catalogue) -> pa.Table:
+    sites = sorted(catalogue.sites.values(), key=lambda s: s.site_id)
+    cols: dict[str, pa.Array] = {
+        "site_id": pa.array([s.site_id for s in sites], pa.string()),
+        "feed": pa.array([s.feed for s in sites], pa.string()),
+        "kind": pa.array([s.kind for s in sites], pa.string()),
+        "name_en": pa.array([s.name_en for s in sites], pa.string()),
+        "name_zh": pa.array([s.name_zh for s in sites], pa.string()),
+        "district": pa.array([s.district for s in sites], pa.string()),
+        "lat": pa.array([s.lat for s in sites], pa.float64()),
+        "lon": pa.array([s.lon for s in sites], pa.float64()),
+        "period_s": pa.array([s.period_s for s in sites], pa.int32()),
+        "device_ids": pa.array([list(s.device_ids) for s in sites], pa.list_(pa.string())),
+        "valid_from": pa.array([s.valid_from for s in sites], pa.date32()),
+    }
+    for name, typ in _ATTR_COLUMNS.items():
+        cols[name] = pa.array([s.get(name) for s in sites], typ)
+    return pa.table(cols)
+
+
+def load_dim_site(con: duckdb.DuckDBPyConnection, settings: Settings) -> int:
+    """Replace core.dim_site from the catalogue (idempotent); caller owns the transaction."""
+    table = dim_site_table(load_catalogue(settings.reference_dir, settings.city))
+    con.register("dim_site_rows", table)
+    try:
+        sqlfiles.run(con, "core/replace_dim_site.sql")
+    finally:
+        con.unregister("dim_site_rows")
+    return table.num_rows

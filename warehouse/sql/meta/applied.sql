@@ -1,0 +1,3 @@
+select version, name, checksum
+from meta.schema_migrations
+order by version;
