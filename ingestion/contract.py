@@ -53,7 +53,7 @@ REASONS: dict[str, str] = {
     "schema_mismatch": "schema names a different feed than the topic",
     "unknown_site": "site_id is not in the site catalogue for this feed",
     "site_mismatch": "site_id differs from the topic's site",
-    "bad_device": "device_id is empty, blank or longer than 64 characters",
+    "bad_device": "device_id is empty, blank, longer than 64 characters or not printable text",
     "negative_seq": "seq is below zero",
     "bad_period": "period_s is not between 1 and 86400 seconds",
     "bad_timestamp": "observed_at is not an ISO 8601 date-time",
@@ -129,6 +129,11 @@ def _excerpt(value: object) -> str:
     except (TypeError, ValueError):
         text = repr(value)
     return text if len(text) <= EXCERPT else text[: EXCERPT - 1] + "…"
+
+
+def _printable(text: str) -> str:
+    # JSON may smuggle lone surrogates ("\\ud800") that no UTF-8 writer (Arrow) accepts.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _type_name(value: object) -> str:
@@ -332,7 +337,10 @@ class ContractParser:
                         )
                     readings.append(self._reading(table, site, topic, item, received))
                 except _Reject as rej:
-                    raw = json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
+                    raw = json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode(
+                        "utf-8",
+                        "backslashreplace",  # a lone surrogate goes back to its \\u escape
+                    )
                     row = self._reject_row(
                         topic, feed, site, received, rej.reason, rej.detail, i, raw, len(raw)
                     )
@@ -381,10 +389,13 @@ class ContractParser:
         device_id = doc["device_id"]
         if type(device_id) is not str:
             raise _Reject("wrong_type", f"device_id: expected string, got {_excerpt(device_id)}")
-        if not device_id or len(device_id) > MAX_DEVICE_ID or device_id.isspace():
+        if not device_id or len(device_id) > MAX_DEVICE_ID or not device_id.isprintable():
             raise _Reject(
-                "bad_device", f"device_id {_excerpt(device_id)} is empty, blank or too long"
+                "bad_device",
+                f"device_id {_excerpt(device_id)} is empty, too long or not printable text",
             )
+        if device_id.isspace():
+            raise _Reject("bad_device", f"device_id {_excerpt(device_id)} is blank")
 
         seq = doc["seq"]
         if type(seq) is not int:
@@ -573,11 +584,11 @@ class ContractParser:
     ) -> dict[str, object]:
         return {
             "received_at": received,
-            "topic": topic if isinstance(topic, str) else repr(topic),
+            "topic": _printable(topic) if isinstance(topic, str) else repr(topic),
             "feed": feed,
             "site_id": site,
             "reason": reason,
-            "detail": detail,
+            "detail": _printable(detail),
             "reading_index": index,
             "payload": payload,
             "payload_bytes": len(payload) if size is None else size,

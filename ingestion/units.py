@@ -90,7 +90,8 @@ def to_canonical(feed: str, field: str, value: float, unit: str) -> float:
 def from_canonical(feed: str, field: str, value: float, unit: str) -> float:
     """Express a canonical ``value`` in ``unit`` (the simulator's unit variants)."""
     factor = UNITS[feed][field][unit]
-    return value if factor == 1.0 else _tidy(value / factor)
+    # Full precision here: to_canonical's tidy-up then recovers the canonical value exactly.
+    return value if factor == 1.0 else value / factor
 
 
 def _tidy(x: float) -> float:
