@@ -1,0 +1,166 @@
+-- kpi.kpi_period_water_item for as-of days $start_date..$end_date. Period value = arithmetic mean
+-- of the valid results from period_start to as_of_date (day, month-to-date, year-to-date),
+-- rounded to the item's decimals, then classified by GB 3838-2002 Table 1 (single factor).
+delete from kpi.kpi_period_water_item where as_of_date between $start_date and $end_date;
+
+insert into kpi.kpi_period_water_item
+with
+item_daily as (
+    select site_id, local_date, channel, n_results, sum_value
+    from int.int_water_item_daily
+    where local_date between date_trunc('year', $start_date::date)::date and $end_date
+),
+
+sites as (
+    select site_id, water_body_type
+    from core.dim_site
+    where kind in ('water_section', 'drinking_water_source')
+),
+
+limits as (
+    select *
+    from ref.gb3838_limits
+    where channel is not null
+),
+
+as_of_days as (
+    select unnest(generate_series($start_date::date, $end_date::date, interval 1 day))::date
+        as as_of_date
+),
+
+periods as (
+    select as_of_date, 'day' as period, as_of_date as period_start from as_of_days
+    union all
+    select as_of_date, 'month', date_trunc('month', as_of_date)::date from as_of_days
+    union all
+    select as_of_date, 'year', date_trunc('year', as_of_date)::date from as_of_days
+),
+
+period_sums as (
+    select
+        p.as_of_date,
+        p.period,
+        p.period_start,
+        d.site_id,
+        d.channel,
+        sum(d.n_results)::integer as n_results,
+        sum(d.sum_value) as sum_value
+    from periods as p
+    inner join item_daily as d
+        on d.local_date between p.period_start and p.as_of_date
+    group by all
+),
+
+valued as (
+    select
+        s.*,
+        l.item_code,
+        l.item_no,
+        l.unit,
+        l.direction,
+        l.is_assessment,
+        l.class_i,
+        l.class_ii,
+        l.class_iii,
+        l.class_iv,
+        l.class_v,
+        l.range_lo,
+        l.range_hi,
+        -- Compare the mean at the precision it is reported with (float noise never flips a class).
+        round(s.sum_value / s.n_results, l.decimals::integer) as value
+    from period_sums as s
+    inner join sites as st on st.site_id = s.site_id
+    inner join limits as l
+        on l.channel = s.channel
+        and (l.water_body = 'all' or l.water_body = st.water_body_type)
+        and l.valid_from <= s.as_of_date
+),
+
+classified as (
+    select
+        *,
+        case
+            when direction = 'max' then case
+                when value <= class_i then 1
+                when value <= class_ii then 2
+                when value <= class_iii then 3
+                when value <= class_iv then 4
+                when value <= class_v then 5
+                else 6
+            end
+            when direction = 'min' then case
+                when value >= class_i then 1
+                when value >= class_ii then 2
+                when value >= class_iii then 3
+                when value >= class_iv then 4
+                when value >= class_v then 5
+                else 6
+            end
+            -- pH: one range for every class; outside it the item is worse than Class V.
+            when direction = 'range' then case
+                when value between range_lo and range_hi then 1
+                else 6
+            end
+        end as item_class
+    from valued
+),
+
+item_names as (
+    select channel, any_value(item_code) as item_code, any_value(unit) as unit
+    from limits
+    group by channel
+),
+
+-- Channels measured but without a limit for this water body (TN in rivers, conductivity...).
+unlimited as (
+    select
+        s.as_of_date,
+        s.period,
+        s.period_start,
+        s.site_id,
+        coalesce(n.item_code, s.channel) as item_code,
+        s.channel,
+        round(s.sum_value / s.n_results, 4) as value,
+        n.unit,
+        s.n_results,
+        null::smallint as item_class,
+        null::varchar as class_label,
+        false as is_assessment,
+        null::double as exceedance_multiple
+    from period_sums as s
+    inner join sites as st on st.site_id = s.site_id
+    left join item_names as n on n.channel = s.channel
+    anti join limits as l
+        on l.channel = s.channel
+        and (l.water_body = 'all' or l.water_body = st.water_body_type)
+),
+
+classified_out as (
+    select
+        c.as_of_date,
+        c.period,
+        c.period_start,
+        c.site_id,
+        c.item_code,
+        c.channel,
+        c.value,
+        c.unit,
+        c.n_results,
+        c.item_class,
+        g.class_label,
+        c.is_assessment,
+        -- 2011 method: exceedance multiple = value / Class III limit - 1 for items worse than
+        -- III, not computed for pH and DO (range / at-least items).
+        case
+            when c.direction = 'max' and c.item_class > 3
+                then round(c.value / c.class_iii - 1, 2)
+        end as exceedance_multiple,
+        now() as computed_at
+    from classified as c
+    left join ref.water_grades as g on g.class_no = c.item_class
+)
+
+select * from classified_out
+union all by name
+select *, now() as computed_at
+from unlimited;
