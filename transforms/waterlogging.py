@@ -1,0 +1,34 @@
+"""Urban waterlogging KPIs (GB 51222-2017 criterion + adopted alert levels): events per point
+from the depth series and daily rollups per district and county."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+
+from transforms.models import DEFAULT_TZ, prepare, run_models
+
+MODELS = ("marts/kpi_event_waterlogging", "marts/kpi_daily_waterlogging")
+
+
+def compute_waterlogging_range(
+    con: duckdb.DuckDBPyConnection, start: date, end: date, tz: str = DEFAULT_TZ
+) -> None:
+    """(Re)build the events starting on start..end and the daily rollups of those days."""
+    prepare(con)
+    run_models(con, MODELS, start, end, tz)
+
+
+def compute_waterlogging_day(con: duckdb.DuckDBPyConnection, d: date) -> None:
+    compute_waterlogging_range(con, d, d)
+
+
+def ongoing_event_days(con: duckdb.DuckDBPyConnection, since: date, until: date) -> list[date]:
+    """Days with an event still open when last computed: recompute them to close it."""
+    rows = con.execute(
+        "select distinct local_date from kpi.kpi_event_waterlogging"
+        " where status = 'ongoing' and local_date between ? and ? order by 1",
+        [since, until],
+    ).fetchall()
+    return [r[0] for r in rows]
