@@ -1,0 +1,93 @@
+-- int.int_traffic_detector_hourly for $start_date..$end_date. A reading belongs to the local hour
+-- containing its observed_at. Lanes are aggregated: volume summed, speed = volume-weighted
+-- harmonic mean of the lane/interval mean speeds (space-mean speed, the one travel times follow),
+-- rounded to 0.01 km/h before the congestion level and TTI are derived from it.
+delete from int.int_traffic_detector_hourly where local_date between $start_date and $end_date;
+
+insert into int.int_traffic_detector_hourly
+with
+obs as (
+    select
+        site_id,
+        local_date,
+        date_trunc('hour', timezone($tz, observed_at)) as hour_start,
+        volume_veh,
+        speed_kmh,
+        occupancy_pct
+    from core.obs_traffic
+    where is_valid and local_date between $start_date and $end_date
+),
+
+detectors as (
+    select
+        site_id,
+        district,
+        is_old_town,
+        road_class,
+        segment_length_km,
+        free_flow_kmh,
+        lanes,
+        period_s,
+        len(device_ids) as n_devices
+    from core.dim_site
+    where kind = 'traffic_detector'
+),
+
+levels as (
+    select *
+    from ref.traffic_congestion_levels
+),
+
+hourly as (
+    select
+        site_id,
+        local_date,
+        hour_start,
+        count(*)::integer as n_rows,
+        coalesce(sum(volume_veh), 0) as volume_veh,
+        sum(volume_veh) filter (where volume_veh > 0 and speed_kmh > 0) as speed_volume,
+        sum(volume_veh / speed_kmh) filter (where volume_veh > 0 and speed_kmh > 0)
+            as vehicle_hours_per_km,
+        avg(occupancy_pct) as occupancy_pct
+    from obs
+    group by site_id, local_date, hour_start
+),
+
+speeds as (
+    select
+        h.*,
+        d.district,
+        d.is_old_town,
+        d.road_class,
+        d.segment_length_km,
+        d.free_flow_kmh,
+        (d.lanes * d.n_devices * 3600 // d.period_s)::integer as expected_rows,
+        round(h.speed_volume / h.vehicle_hours_per_km, 2) as speed_kmh
+    from hourly as h
+    inner join detectors as d on d.site_id = h.site_id
+)
+
+select
+    s.site_id,
+    s.local_date,
+    s.hour_start,
+    s.hour_start + interval 1 hour as hour_end,
+    s.district,
+    s.is_old_town,
+    s.road_class,
+    s.n_rows,
+    s.expected_rows,
+    s.volume_veh,
+    s.speed_kmh,
+    round(s.occupancy_pct, 2) as occupancy_pct,
+    l.level_no as congestion_level_no,
+    l.level_code as congestion_level,
+    l.level_zh as congestion_level_zh,
+    round(greatest(s.free_flow_kmh / s.speed_kmh, 1.0), 4) as tti,
+    s.volume_veh * s.segment_length_km as vkt,
+    now() as computed_at
+from speeds as s
+left join levels as l
+    on l.road_class = s.road_class
+    and (l.speed_gt_kmh is null or s.speed_kmh > l.speed_gt_kmh)
+    and (l.speed_le_kmh is null or s.speed_kmh <= l.speed_le_kmh);
