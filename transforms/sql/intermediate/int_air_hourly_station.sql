@@ -1,0 +1,135 @@
+-- int.air_hourly_station: one row per (air site, hour_end) for every hour of the natural days
+-- $start_date - 1 .. $end_date (the day before feeds the 8h / 24h moving windows of $start_date).
+-- Time convention (docs/kpis_air.md): a sub-hourly reading belongs to the hour [h, h+1) that
+-- contains its observed_at in China time and is stamped h+1; an hourly reading (period_s >= 3600,
+-- observed_at = end of its hour) is taken as it comes, stamped with its own end. Minutes sampled
+-- = distinct minutes with a valid value (a reading of period p covers p/60 minutes).
+delete from int.air_hourly_station where local_date between $start_date - 1 and $end_date;
+
+insert into int.air_hourly_station
+with obs as (
+    select
+        site_id,
+        observed_at,
+        period_s,
+        try_cast(pm25_ugm3 as decimal(18, 3)) as pm25,
+        try_cast(pm10_ugm3 as decimal(18, 3)) as pm10,
+        try_cast(so2_ugm3 as decimal(18, 3)) as so2,
+        try_cast(no2_ugm3 as decimal(18, 3)) as no2,
+        try_cast(co_mgm3 as decimal(18, 3)) as co,
+        try_cast(o3_ugm3 as decimal(18, 3)) as o3
+    from core.obs_air
+    where is_valid and local_date between $start_date - 2 and $end_date + 1
+),
+
+sites as (
+    select site_id, coalesce(is_assessment, false) as is_assessment
+    from core.dim_site
+    where feed = 'air'
+),
+
+rule_sets as (
+    select rule_set, applies_from, min_minutes_per_hour from int.air_rule_sets
+),
+
+stamped as (
+    select
+        site_id,
+        period_s,
+        pm25, pm10, so2, no2, co, o3,
+        date_trunc('minute', timezone($tz, observed_at)) as minute_local,
+        case
+            when period_s >= 3600
+                then date_trunc('hour', timezone($tz, observed_at) - interval 1 microsecond)
+                + interval 1 hour
+            else date_trunc('hour', timezone($tz, observed_at)) + interval 1 hour
+        end as hour_end_local
+    from obs
+),
+
+-- one row per (site, hour, minute): several devices of a site may share a minute
+per_minute as (
+    select
+        site_id,
+        hour_end_local,
+        minute_local,
+        least(max(period_s), 3600) // 60 as minutes_covered,
+        count(*) as n_readings,
+        sum(pm25) as s_pm25, count(pm25) as n_pm25,
+        sum(pm10) as s_pm10, count(pm10) as n_pm10,
+        sum(so2) as s_so2, count(so2) as n_so2,
+        sum(no2) as s_no2, count(no2) as n_no2,
+        sum(co) as s_co, count(co) as n_co,
+        sum(o3) as s_o3, count(o3) as n_o3
+    from stamped
+    group by site_id, hour_end_local, minute_local
+),
+
+per_hour as (
+    select
+        site_id,
+        hour_end_local,
+        sum(s_pm25) as s_pm25, sum(n_pm25) as n_pm25,
+        least(60, coalesce(sum(minutes_covered) filter (where n_pm25 > 0), 0)) as m_pm25,
+        sum(s_pm10) as s_pm10, sum(n_pm10) as n_pm10,
+        least(60, coalesce(sum(minutes_covered) filter (where n_pm10 > 0), 0)) as m_pm10,
+        sum(s_so2) as s_so2, sum(n_so2) as n_so2,
+        least(60, coalesce(sum(minutes_covered) filter (where n_so2 > 0), 0)) as m_so2,
+        sum(s_no2) as s_no2, sum(n_no2) as n_no2,
+        least(60, coalesce(sum(minutes_covered) filter (where n_no2 > 0), 0)) as m_no2,
+        sum(s_co) as s_co, sum(n_co) as n_co,
+        least(60, coalesce(sum(minutes_covered) filter (where n_co > 0), 0)) as m_co,
+        sum(s_o3) as s_o3, sum(n_o3) as n_o3,
+        least(60, coalesce(sum(minutes_covered) filter (where n_o3 > 0), 0)) as m_o3,
+        sum(n_readings) as count_readings
+    from per_minute
+    group by site_id, hour_end_local
+),
+
+hours as (
+    select unnest(generate_series(
+        ($start_date - 1)::timestamp + interval 1 hour,
+        ($end_date + 1)::timestamp,
+        interval 1 hour
+    )) as hour_end_local
+),
+
+grid as (
+    select
+        s.site_id,
+        s.is_assessment,
+        h.hour_end_local,
+        (h.hour_end_local - interval 1 hour)::date as local_date
+    from sites as s
+    cross join hours as h
+),
+
+grid_rules as (
+    select g.*, r.rule_set, r.min_minutes_per_hour
+    from grid as g
+    asof join rule_sets as r on g.local_date >= r.applies_from
+)
+
+select
+    g.site_id,
+    g.local_date,
+    timezone($tz, g.hour_end_local) as hour_end,
+    g.hour_end_local,
+    g.rule_set,
+    g.is_assessment,
+    case when p.m_pm25 >= g.min_minutes_per_hour then air_mean6(p.s_pm25, p.n_pm25) end,
+    case when p.m_pm10 >= g.min_minutes_per_hour then air_mean6(p.s_pm10, p.n_pm10) end,
+    case when p.m_so2 >= g.min_minutes_per_hour then air_mean6(p.s_so2, p.n_so2) end,
+    case when p.m_no2 >= g.min_minutes_per_hour then air_mean6(p.s_no2, p.n_no2) end,
+    case when p.m_co >= g.min_minutes_per_hour then air_mean6(p.s_co, p.n_co) end,
+    case when p.m_o3 >= g.min_minutes_per_hour then air_mean6(p.s_o3, p.n_o3) end,
+    coalesce(p.m_pm25, 0),
+    coalesce(p.m_pm10, 0),
+    coalesce(p.m_so2, 0),
+    coalesce(p.m_no2, 0),
+    coalesce(p.m_co, 0),
+    coalesce(p.m_o3, 0),
+    coalesce(p.count_readings, 0)
+from grid_rules as g
+left join per_hour as p
+    on g.site_id = p.site_id and g.hour_end_local = p.hour_end_local;
