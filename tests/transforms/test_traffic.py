@@ -140,7 +140,7 @@ def test_vkt_weighting_scopes_and_peaks(wh, insert_obs, day: date) -> None:
     assert daily["other_districts"] == (0.0, 0.0, 0.0, 0, 0)
     # County TTI 1.247 -> e = 0.247 -> TPI 2 + 2 x 0.047 / 0.3 = 2.31. 25 km/h on an arterial is
     # light congestion: the only congested detector-hour is the branch road at 12 km/h.
-    assert daily["county"] == (2.31, 2.31, 2.31, 0, 1)
+    assert daily["county"] == (2.31, 2.31, 2.31, 1, 1)  # 22:00: only the branch road
     assert daily["gaotang"][4] == 1
     peak_hours = wh.execute(
         "select count(*) from kpi.kpi_hourly_traffic where scope = 'county' and peak_period"
