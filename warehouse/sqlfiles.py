@@ -1,6 +1,8 @@
 """Run the warehouse's .sql files: statements end with ';' at a line end; params are bound.
 
 Parameters are DuckDB named parameters (``$run_id``), bound by value, never formatted in.
+The only text substituted is ``{{feed}}`` in table names, and only with a value of the fixed
+whitelist ``FEEDS``: the four feeds share one table layout, so one template serves them all.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import duckdb
+
+from citypipe.catalogue import FEEDS
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 
@@ -39,14 +43,45 @@ def sql_path(name: str) -> Path:
 
 
 def run(
-    con: duckdb.DuckDBPyConnection, name: str | Path, params: Mapping[str, object] | None = None
+    con: duckdb.DuckDBPyConnection,
+    name: str | Path,
+    params: Mapping[str, object] | None = None,
+    *,
+    feed: str | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Execute every statement of a file, binding only the parameters each statement uses.
 
+    ``feed`` fills ``{{feed}}`` placeholders (table names) and must be one of ``FEEDS``.
     Returns the connection so the result of the last statement can be fetched.
     """
     path = name if isinstance(name, Path) else sql_path(name)
-    for stmt in statements(path):
+    for raw in statements(path):
+        stmt = _identifiers(raw, feed)
         used = {k: v for k, v in (params or {}).items() if re.search(rf"\${k}\b", stmt)}
         con.execute(stmt, used or None)
     return con
+
+
+def _identifiers(stmt: str, feed: str | None) -> str:
+    if "{{feed}}" not in stmt:
+        return stmt
+    if feed not in FEEDS:
+        raise ValueError(f"feed {feed!r} is not one of {FEEDS}")
+    return stmt.replace("{{feed}}", feed)
+
+
+def relation(
+    con: duckdb.DuckDBPyConnection,
+    name: str | Path,
+    params: Mapping[str, object] | None = None,
+    *,
+    feed: str | None = None,
+) -> duckdb.DuckDBPyRelation:
+    """A one-statement query file as a relation (``.to_arrow_table()`` without an extra copy)."""
+    path = name if isinstance(name, Path) else sql_path(name)
+    stmts = statements(path)
+    if len(stmts) != 1:
+        raise ValueError(f"{path}: expected exactly one statement, found {len(stmts)}")
+    stmt = _identifiers(stmts[0], feed)
+    used = {k: v for k, v in (params or {}).items() if re.search(rf"\${k}\b", stmt)}
+    return con.sql(stmt, params=used or None)

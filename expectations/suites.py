@@ -1,0 +1,149 @@
+"""One GX 1.x expectation suite per feed, built in code from the reference data.
+
+Every expectation carries ``meta``: ``name`` (what ``failed_expectations`` and
+``dq.flagged_readings`` record), ``column`` (the reading column a failure is about, for the
+observed value), ``level`` (``row``: a failure flags the reading; ``batch``: a batch-level
+result that flags nothing) and, for bounds, ``source``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from citypipe.catalogue import Catalogue
+from expectations.reference import FeedRules
+
+# The only suite parameter: catalogue sites expected to report within a batch's time span.
+EXPECTED_SITES_PARAM = "expected_sites"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One expectation before it becomes a GX object (kept plain so it can be tested and listed)."""
+
+    name: str
+    gx_type: str  # class name in gx.expectations
+    kwargs: dict[str, Any]
+    column: str | None
+    level: str = "row"
+    why: str = ""
+
+
+def suite_name(feed: str) -> str:
+    return f"citypipe_{feed}"
+
+
+def specs(feed: str, rules: FeedRules, catalogue: Catalogue, future_tolerance_s: int) -> list[Spec]:
+    sites = sorted(s.site_id for s in catalogue.by_feed(feed))
+    keys = ["site_id", "device_id", "observed_at"] + (["lane"] if feed == "traffic" else [])
+    out = [
+        Spec(f"{k}_not_null", "ExpectColumnValuesToNotBeNull", {"column": k}, k, why="natural key")
+        for k in keys
+    ]
+    out += [
+        Spec(
+            "site_in_catalogue",
+            "ExpectColumnValuesToBeInSet",
+            {"column": "site_id", "value_set": sites},
+            "site_id",
+            why="site must be in the version-controlled catalogue of this feed",
+        ),
+        Spec(
+            "device_in_catalogue",
+            "ExpectColumnValuesToBeInSet",
+            {"column": "dq_device_known", "value_set": [True]},
+            "device_id",
+            why="device must be one of the site's devices in the catalogue",
+        ),
+        Spec(
+            "observed_at_not_future",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "dq_future_s", "max_value": future_tolerance_s},
+            "observed_at",
+            why="observed_at ahead of the validation run by more than the clock-skew allowance",
+        ),
+        Spec(
+            "device_flag",
+            "ExpectColumnValuesToBeInSet",
+            {"column": "flags", "value_set": [""]},
+            "flags",
+            why="the device reported maintenance, calibration or power_fail",
+        ),
+    ]
+    for b in rules.bounds:
+        kw: dict[str, Any] = {"column": b.column}
+        if b.min is not None:
+            kw["min_value"] = b.min
+        if b.max is not None:
+            kw["max_value"] = b.max
+        column = {"dq_rain_mmh": "rain_mm", "dq_volume_vph_lane": "volume_veh"}.get(
+            b.column, b.column
+        )
+        out.append(Spec(b.check, "ExpectColumnValuesToBeBetween", kw, column, why=b.source))
+    if feed == "air":
+        out.append(
+            Spec(
+                "pm25_not_above_pm10",
+                "ExpectColumnValuesToBeInSet",
+                {"column": "dq_pm25_le_pm10", "value_set": [True]},
+                "pm25_ugm3",
+                why="PM2.5 is a fraction of PM10",
+            )
+        )
+    if feed == "traffic":
+        out.append(
+            Spec(
+                "volume_occupancy_consistent",
+                "ExpectColumnValuesToBeInSet",
+                {"column": "dq_volume_occupancy_ok", "value_set": [True]},
+                "occupancy_pct",
+                why="vehicles passed but the loop was never occupied, or none passed but it was",
+            )
+        )
+    for col, p in sorted(rules.rule("flatline").items()):
+        n = int(p.get("n", 0))
+        if n > 1:
+            out.append(
+                Spec(
+                    f"flatline_{col}",
+                    "ExpectColumnValuesToBeBetween",
+                    {"column": f"dq_flat_{col}", "max_value": n - 1},
+                    col,
+                    why=f"same value {n} times in a row for one device",
+                )
+            )
+    for col, p in sorted(rules.rule("spike").items()):
+        out.append(
+            Spec(
+                f"spike_{col}",
+                "ExpectColumnValuesToBeInSet",
+                {"column": f"dq_nospike_{col}", "value_set": [True]},
+                col,
+                why=f"above {p.get('k')}x the rolling median of the previous "
+                f"{int(p.get('window', 0))} readings",
+            )
+        )
+    out.append(
+        Spec(
+            "sites_reporting",
+            "ExpectColumnDistinctValuesToContainSet",
+            {"column": "site_id", "value_set": {"$PARAMETER": EXPECTED_SITES_PARAM}},
+            "site_id",
+            level="batch",
+            why="every site whose period fits the batch's time span sent something (silent sites)",
+        )
+    )
+    return out
+
+
+def build_suite(feed: str, spec_list: list[Spec]) -> Any:
+    """The GX ExpectationSuite for a feed (GX imported here: heavy)."""
+    import great_expectations as gx
+
+    suite = gx.ExpectationSuite(name=suite_name(feed))
+    for s in spec_list:
+        cls = getattr(gx.expectations, s.gx_type)
+        meta = {"name": s.name, "column": s.column, "level": s.level, "why": s.why}
+        suite.add_expectation(cls(**s.kwargs, meta=meta))
+    return suite

@@ -1,0 +1,224 @@
+"""Run a feed's GX suite on one batch and turn the result into flagged readings.
+
+Row-level failures come from ``result_format`` COMPLETE with ``unexpected_index_column_names``
+= ``["row_id"]``: each failing reading becomes a row (row_id, expectation name, column, observed
+value) of the ``flagged`` Arrow table, which the loader joins back onto the batch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from citypipe.catalogue import Catalogue
+from expectations.derive import derived_columns
+from expectations.reference import FeedRules
+from expectations.suites import EXPECTED_SITES_PARAM, Spec, build_suite, specs, suite_name
+
+FLAGGED_SCHEMA = pa.schema(
+    [
+        pa.field("row_id", pa.int64()),
+        pa.field("expectation", pa.string()),
+        pa.field("column_name", pa.string()),
+        pa.field("observed_value", pa.float64()),
+        pa.field("observed_text", pa.string()),
+    ]
+)
+# Large per-row lists are dropped from the copy kept for Data Docs (the flagged table has them).
+_BIG_KEYS = ("unexpected_list", "unexpected_index_list", "unexpected_index_query")
+_TEXT_COLUMNS = {"site_id", "device_id", "flags", "direction"}
+
+
+@dataclass
+class Validation:
+    validation_run_id: str
+    feed: str
+    suite_name: str
+    rows: int
+    success: bool
+    statistics: dict[str, Any]
+    results: list[dict[str, Any]]
+    flagged: pa.Table
+    expected_sites: list[str]
+    started_at: datetime
+    ended_at: datetime
+    gx_result: Any = field(default=None, repr=False)
+    specs: list[Spec] = field(default_factory=list, repr=False)
+
+    @property
+    def flagged_by_expectation(self) -> dict[str, int]:
+        return {r["name"]: r["unexpected_count"] for r in self.results if r["unexpected_count"]}
+
+
+def quiet_gx() -> None:
+    """No usage statistics and no progress bars, whoever imports GX first."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+def _context() -> Any:
+    quiet_gx()
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    # A fresh in-memory context per batch: its result store would otherwise keep every
+    # COMPLETE result (with per-row lists) for the life of the process.
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    return ctx
+
+
+def expected_sites(catalogue: Catalogue, feed: str, batch: pa.Table) -> list[str]:
+    """Sites that should appear in a batch spanning its observed_at range: period <= span / 2."""
+    if batch.num_rows == 0:
+        return []
+    import pyarrow.compute as pc
+
+    mm = pc.min_max(pc.cast(batch["observed_at"], pa.int64())).as_py()
+    span_s = (mm["max"] - mm["min"]) / 1e6
+    return sorted(s.site_id for s in catalogue.by_feed(feed) if s.period_s * 2 <= span_s)
+
+
+def validate_table(
+    feed: str,
+    batch: pa.Table,
+    *,
+    rules: FeedRules,
+    catalogue: Catalogue,
+    run_time: datetime,
+    validation_run_id: str,
+    future_tolerance_s: int,
+    history: pa.Table | None = None,
+) -> Validation:
+    """Validate ``batch`` (a landing-schema table with ``row_id`` = 0..n-1) with GX."""
+    started = datetime.now(UTC)
+    spec_list = specs(feed, rules, catalogue, future_tolerance_s)
+    derived = derived_columns(feed, batch, history, rules, catalogue, run_time)
+    used = {s.kwargs["column"] for s in spec_list} | {s.column for s in spec_list} | {"row_id"}
+    base_cols = [c for c in batch.column_names if c in used]
+    frame = batch.select(base_cols).to_pandas()
+    for name, arr in derived.items():
+        if name in used:
+            frame[name] = arr
+    exp_sites = expected_sites(catalogue, feed, batch)
+
+    ctx = _context()
+    asset = ctx.data_sources.add_pandas(f"landing_{feed}").add_dataframe_asset(f"batch_{feed}")
+    batch_def = asset.add_batch_definition_whole_dataframe("whole_batch")
+    suite = ctx.suites.add(build_suite(feed, spec_list))
+    import great_expectations as gx
+
+    vd = ctx.validation_definitions.add(
+        gx.ValidationDefinition(name=f"validate_{feed}", data=batch_def, suite=suite)
+    )
+    res = vd.run(
+        batch_parameters={"dataframe": frame},
+        expectation_parameters={EXPECTED_SITES_PARAM: exp_sites},
+        result_format={
+            "result_format": "COMPLETE",
+            "unexpected_index_column_names": ["row_id"],
+            "return_unexpected_index_query": False,
+        },
+    )
+    res.meta["citypipe_validation_run_id"] = validation_run_id
+    flagged, summaries = _collect(res, frame, spec_list)
+    return Validation(
+        validation_run_id=validation_run_id,
+        feed=feed,
+        suite_name=suite_name(feed),
+        rows=batch.num_rows,
+        success=bool(res.success),
+        statistics={k: _plain(v) for k, v in res.statistics.items()},
+        results=summaries,
+        flagged=flagged,
+        expected_sites=exp_sites,
+        started_at=started,
+        ended_at=datetime.now(UTC),
+        gx_result=res,
+        specs=spec_list,
+    )
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _collect(res: Any, frame: Any, spec_list: list[Spec]) -> tuple[pa.Table, list[dict[str, Any]]]:
+    by_name = {s.name: s for s in spec_list}
+    parts: list[pa.Table] = []
+    summaries: list[dict[str, Any]] = []
+    for r in res.results:
+        meta = r.expectation_config.meta or {}
+        name = meta.get("name", r.expectation_config.type)
+        spec = by_name.get(name)
+        result = r.result or {}
+        unexpected = result.get("unexpected_index_list") or []
+        level = meta.get("level", "row")
+        summaries.append(
+            {
+                "name": name,
+                "type": r.expectation_config.type,
+                "column": meta.get("column"),
+                "level": level,
+                "success": bool(r.success),
+                "unexpected_count": int(result.get("unexpected_count") or 0)
+                if level == "row"
+                else 0,
+                "unexpected_percent": _plain(result.get("unexpected_percent")),
+                "partial_unexpected_list": [
+                    _plain(x) for x in (result.get("partial_unexpected_list") or [])[:20]
+                ],
+                "observed_value": _plain(result.get("observed_value"))
+                if level == "batch"
+                else None,
+                "exception": (r.exception_info or {}).get("exception_message")
+                if r.exception_info and r.exception_info.get("raised_exception")
+                else None,
+                "why": meta.get("why", ""),
+            }
+        )
+        if r.exception_info and r.exception_info.get("raised_exception"):
+            # An expectation that crashed says nothing about rows; the run is marked failed.
+            continue
+        if level != "row" or not unexpected:
+            continue
+        row_ids = np.fromiter(
+            (u["row_id"] for u in unexpected), dtype=np.int64, count=len(unexpected)
+        )
+        col = spec.column if spec else None
+        n = len(row_ids)
+        value: pa.Array = pa.nulls(n, pa.float64())
+        text: pa.Array = pa.nulls(n, pa.string())
+        if col is not None and col in frame.columns:
+            src = frame[col].to_numpy()[row_ids]
+            if col in _TEXT_COLUMNS:
+                text = pa.array([None if x is None else str(x) for x in src], pa.string())
+            elif col == "observed_at":
+                text = pa.array([str(x) for x in src], pa.string())
+            else:
+                value = pa.array(src.astype(np.float64), pa.float64())
+        parts.append(
+            pa.table(
+                {
+                    "row_id": pa.array(row_ids, pa.int64()),
+                    "expectation": pa.array([name] * n, pa.string()),
+                    "column_name": pa.array([col] * n, pa.string()),
+                    "observed_value": value,
+                    "observed_text": text,
+                },
+                schema=FLAGGED_SCHEMA,
+            )
+        )
+        for key in _BIG_KEYS:
+            result.pop(key, None)
+    for r in res.results:
+        for key in _BIG_KEYS:
+            (r.result or {}).pop(key, None)
+    flagged = pa.concat_tables(parts) if parts else FLAGGED_SCHEMA.empty_table()
+    return flagged, summaries
