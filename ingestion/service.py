@@ -211,6 +211,10 @@ class IngestService:
             s.client_id,
             "5" if v5 else "3.1.1",
         )
+        # The idle clock starts now, with room for an MQTT 5 attempt that a 3.1.1 broker ignores.
+        self._last_message = time.monotonic() + (
+            V5_CONNACK_TIMEOUT_S if self.protocol == "auto" else 0
+        )
         self._connect(self._client, v5)
         next_status = next_log = time.monotonic()
         try:
@@ -338,6 +342,7 @@ class IngestService:
         with self._conn_lock:
             self._gen += 1
         self._ever_connected = True
+        self._last_message = time.monotonic()  # --until-idle counts from (re)connection too
         self.metrics.set_connection(True, self._active_protocol)
         log.info(
             "connected (MQTT %s, session present: %s)",
@@ -515,6 +520,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
     p.add_argument("--metrics-host", default="127.0.0.1", help="bind address for /metrics")
+    p.add_argument(
+        "--status-interval",
+        type=float,
+        default=STATUS_INTERVAL_S,
+        metavar="SECONDS",
+        help=f"rewrite status/ingest.json this often (default {STATUS_INTERVAL_S:g})",
+    )
     p.add_argument("--mqtt-url", help="broker URL (default: CITYPIPE_MQTT_URL)")
     p.add_argument("--client-id", help="MQTT client id (default: CITYPIPE_MQTT_CLIENT_ID)")
     p.add_argument(
@@ -542,6 +554,7 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
             metrics_port=args.metrics_port,
             metrics_host=args.metrics_host,
             protocol=args.protocol,
+            status_interval_s=args.status_interval,
         )
     except ValueError as exc:
         log.error("%s", exc)

@@ -75,3 +75,20 @@ def test_restart_recognises_redelivered_messages_as_duplicates(
     r = _status(ingest_settings)["records"]
     assert r["received"] == r["duplicates"] == plan.records
     assert r["accepted"] == 0
+
+
+def test_amqtt_fallback_broker_round_trip(ingest_settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from ingestion.broker import start_broker
+
+    plan = make_plan(300, seed=4)
+    with start_broker(tmp_path / "amqtt", prefer="amqtt") as amqtt:
+        s = ingest_settings.model_copy(update={"mqtt_url": amqtt.url})
+        # protocol "auto": amqtt never answers an MQTT 5 CONNECT, so this also covers the fallback.
+        assert _run(IngestService(s, until_idle_s=1.0)) == 0
+        assert _status(s)["protocol"] == "3.1.1"
+        publish(amqtt, plan.messages)
+        assert _run(IngestService(s, until_idle_s=2.0, protocol="3.1.1")) == 0
+    assert landing_rows(s.home) == plan.expected_rows
+    assert quarantine_reasons(s.home) == plan.expected_quarantine
+    r = _status(s)["records"]
+    assert r["received"] == r["accepted"] + r["quarantined"] + r["duplicates"] == plan.records
