@@ -1,0 +1,82 @@
+"""Run one DAG once with ``dag.test()``: ``python dags/_runner.py DAG_ID --date D [--conf JSON]``.
+
+Started by ``citypipe run`` (citypipe/rundag.py) in a subprocess whose environment already has
+AIRFLOW_HOME, AIRFLOW__CORE__DAGS_FOLDER, the SQLite metadata DB and CITYPIPE_*: Airflow reads
+its settings at import, so they must be in place before this process imports it.
+The run's logical date is D 00:00 in the city's time zone; conf gets {"date": D} too.
+Exit status: 0 when the DAG run succeeded, 1 when it failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from datetime import date, datetime, time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+DUCKDB_POOL = "citypipe_duckdb"
+
+
+def ensure_metadata_db() -> None:
+    """``airflow db migrate`` once, when the SQLite metadata file is missing."""
+    conn = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
+    path = Path(conn.removeprefix("sqlite:///")) if conn.startswith("sqlite:///") else None
+    if path is not None and path.exists():
+        return
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def ensure_pool() -> None:
+    from airflow.models.pool import Pool
+
+    Pool.create_or_update_pool(
+        name=DUCKDB_POOL,
+        slots=1,
+        description="one writer at a time on the citypipe DuckDB file",
+        include_deferred=False,
+    )
+
+
+def load_dag(dag_id: str) -> object:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    if bag.import_errors:
+        for path, err in bag.import_errors.items():
+            print(f"DAG import error in {path}:\n{err}", file=sys.stderr)
+    dag = bag.dags.get(dag_id)
+    if dag is None:
+        raise SystemExit(f"no DAG {dag_id!r} in {os.environ['AIRFLOW__CORE__DAGS_FOLDER']}")
+    return dag
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("dag_id")
+    p.add_argument("--date", required=True, help="YYYY-MM-DD (local natural day)")
+    p.add_argument("--conf", default="{}", help="JSON object passed as the run's conf")
+    p.add_argument("--timezone", default=os.environ.get("CITYPIPE_TIMEZONE", "Asia/Shanghai"))
+    args = p.parse_args(argv)
+    day = date.fromisoformat(args.date)
+    conf = {"date": day.isoformat(), **json.loads(args.conf)}
+    logical = datetime.combine(day, time(0, 0), tzinfo=ZoneInfo(args.timezone))
+
+    ensure_metadata_db()
+    ensure_pool()
+    dag = load_dag(args.dag_id)
+    dr = dag.test(logical_date=logical, run_conf=conf)  # type: ignore[attr-defined]
+    state = str(getattr(dr, "state", "unknown"))
+    print(f"dag {args.dag_id} run {getattr(dr, 'run_id', '?')}: {state}", file=sys.stderr)
+    return 0 if state.endswith("success") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
