@@ -24,23 +24,31 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
         apply(con)
 
 
+# Open transactions per connection: DuckDB has no nesting, and a failed "begin" inside a
+# transaction aborts it, so nesting is tracked here rather than probed.
+_depth: dict[int, int] = {}
+
+
 @contextlib.contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """A transaction, or nothing when the caller already opened one (DuckDB has no nesting)."""
-    try:
-        con.execute("begin transaction")
-    except duckdb.TransactionException:
-        owned = False
-    else:
-        owned = True
-    if not owned:
-        yield
+    """A transaction; inside another one (opened through this helper) it joins the outer one."""
+    key = id(con)
+    if _depth.get(key, 0) > 0:
+        _depth[key] += 1
+        try:
+            yield
+        finally:
+            _depth[key] -= 1
         return
+    con.execute("begin transaction")
+    _depth[key] = 1
     try:
         yield
     except BaseException:
+        _depth.pop(key, None)
         con.execute("rollback")
         raise
+    _depth.pop(key, None)
     con.execute("commit")
 
 

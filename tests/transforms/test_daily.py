@@ -1,0 +1,184 @@
+"""The daily run: the pack, days to recompute (dirty + open events), restatements on late data,
+backfill idempotence, finalization."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import duckdb
+import pytest
+
+from transforms.daily import backfill, compute_day, days_to_recompute
+
+CST = timezone(timedelta(hours=8))
+D = date(2026, 6, 10)
+AS_OF = datetime(2026, 6, 11, 1, 0, tzinfo=CST)
+
+
+def water(site: str, d: date, **values: float) -> list[dict[str, object]]:
+    v = {"ph": 7.5, "do_mgl": 8.0, "codmn_mgl": 1.5, "nh3n_mgl": 0.1, "tp_mgl": 0.01, **values}
+    base = datetime(d.year, d.month, d.day, tzinfo=CST)
+    return [
+        {"site_id": site, "observed_at": base + timedelta(hours=4 * i), "period_s": 14400, **v}
+        for i in range(6)
+    ]
+
+
+def day_data(insert_obs, d: date) -> None:
+    insert_obs("water", water("WS-WAT-01", d) + water("WS-DWS-01", d))
+    base = datetime(d.year, d.month, d.day, 10, tzinfo=CST)
+    insert_obs(
+        "waterlogging",
+        [
+            {"site_id": "WS-WLG-01", "observed_at": base + timedelta(minutes=i), "depth_cm": dep}
+            for i, dep in enumerate([5.0] * 5 + [20.0] * 10 + [5.0] * 15)
+        ],
+    )
+    insert_obs(
+        "traffic",
+        [
+            {
+                "site_id": "WS-TRF-01",
+                "observed_at": datetime(d.year, d.month, d.day, h, 30, tzinfo=CST),
+                "period_s": 300,
+                "lane": 1,
+                "volume_veh": 50.0,
+                "speed_kmh": 25.0,
+                "occupancy_pct": 20.0,
+            }
+            for h in range(24)
+        ],
+    )
+
+
+def mark_dirty(con: duckdb.DuckDBPyConnection, feed: str, d: date) -> None:
+    now = datetime.now(UTC)
+    con.execute(
+        "insert into core.dirty_days values (?, ?, ?, ?, null) on conflict (feed, local_date)"
+        " do update set last_marked_at = excluded.last_marked_at, kpi_computed_at = null",
+        [feed, d, now, now],
+    )
+
+
+def pack(con: duckdb.DuckDBPyConnection, d: date) -> dict[tuple[str, str], tuple]:
+    rows = con.execute(
+        "select kpi_id, dimension, value, value_text, unit, target, status"
+        " from kpi.kpi_values where local_date = ?",
+        [d],
+    ).fetchall()
+    return {(r[0], r[1]): r[2:] for r in rows}
+
+
+def test_pack_has_the_documented_ids(wh, insert_obs) -> None:
+    day_data(insert_obs, D)
+    summary = compute_day(wh, D, "test", as_of=AS_OF)
+    assert summary.days == [D] and summary.n_restatements == 0
+    p = pack(wh, D)
+    ids = {k for k, _ in p}
+    assert {
+        "air.aqi", "air.pm25", "air.good_days_ratio", "water.section_class",
+        "water.source_class", "water.class_ii_share", "water.class_iii_share",
+        "water.target_attainment", "water.drinking_source_compliance",
+        "waterlogging.events", "waterlogging.hours", "waterlogging.max_depth",
+        "traffic.tpi", "traffic.congested_hours",
+    } <= ids  # fmt: skip
+    assert p[("water.section_class", "WS-WAT-01")][:2] == (1.0, "I")
+    assert p[("water.class_ii_share", "county")][:4] == (100.0, "1/1", "%", 100.0)
+    assert p[("water.drinking_source_compliance", "county")][:2] == (100.0, "1/1")
+    assert p[("waterlogging.events", "county")][:2] == (1.0, "waterlogging")
+    assert p[("waterlogging.events", "gaotang")][0] == 1.0
+    # WS-TRF-01 alone: TTI 50/25 = 2 -> TPI 7.33 at peak hours (old town and county alike).
+    assert p[("traffic.tpi", "old_town")][:2] == (7.33, "moderate")
+    assert p[("air.good_days_ratio", "county")][3] == 96.0
+    assert {v[-1] for v in p.values()} == {"provisional"}
+
+
+def test_late_data_restates_and_is_consumed(wh, insert_obs) -> None:
+    day_data(insert_obs, D)
+    compute_day(wh, D, "daily", as_of=AS_OF)
+    nxt = D + timedelta(days=1)
+    day_data(insert_obs, nxt)
+    # A late revision for D: the river section turns Class IV (NH3-N 1.2).
+    wh.execute(
+        "update core.obs_water set nh3n_mgl = 1.2 where site_id = 'WS-WAT-01' and local_date = ?",
+        [D],
+    )
+    mark_dirty(wh, "water", D)
+    mark_dirty(wh, "water", nxt)
+    assert days_to_recompute(wh, nxt) == [D, nxt]
+    summary = compute_day(wh, nxt, "daily", as_of=AS_OF + timedelta(days=1))
+    assert summary.days == [D, nxt]
+    rest = wh.execute(
+        "select kpi_id, local_date, dimension, old_value, new_value, old_value_text,"
+        " new_value_text, reason from kpi.kpi_restatements order by kpi_id, dimension"
+    ).fetchall()
+    assert ("water.section_class", D, "WS-WAT-01", 1.0, 4.0, "I", "IV", "daily") in rest
+    assert ("water.class_ii_share", D, "county", 100.0, 0.0, "1/1", "0/1", "daily") in rest
+    assert {r[1] for r in rest} == {D}  # the new day was never published: no restatement
+    assert pack(wh, D)[("water.section_class", "WS-WAT-01")][:2] == (4.0, "IV")
+    # Consumed: the next run has nothing left to redo.
+    assert days_to_recompute(wh, nxt) == [nxt]
+    assert compute_day(wh, nxt, "daily", as_of=AS_OF + timedelta(days=1)).n_restatements == 0
+
+
+def test_dirty_days_outside_lookback_are_ignored(wh) -> None:
+    mark_dirty(wh, "air", D - timedelta(days=8))
+    mark_dirty(wh, "air", D - timedelta(days=7))
+    mark_dirty(wh, "air", D + timedelta(days=1))
+    assert days_to_recompute(wh, D) == [D - timedelta(days=7), D]
+
+
+def _snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
+    out = {}
+    for schema, table in con.execute(
+        "select table_schema, table_name from information_schema.tables"
+        " where table_schema in ('kpi', 'int') and table_name not in ('kpi_runs')"
+        " order by 1, 2"
+    ).fetchall():
+        cols = [
+            c[0]
+            for c in con.execute(
+                "select column_name from information_schema.columns where table_schema = ?"
+                " and table_name = ? and column_name not in ('computed_at', 'restated_at')"
+                " order by ordinal_position",
+                [schema, table],
+            ).fetchall()
+        ]
+        col_list = ", ".join(f'"{c}"' for c in cols)
+        out[f"{schema}.{table}"] = con.execute(
+            f"select {col_list} from {schema}.{table} order by all"
+        ).fetchall()
+    return out
+
+
+@pytest.mark.slow
+def test_backfill_is_idempotent(wh, insert_obs) -> None:
+    days = [D + timedelta(days=i) for i in range(3)]
+    for d in days:
+        day_data(insert_obs, d)
+    seen: list[tuple[date, date]] = []
+    backfill(wh, days[0], days[-1], chunk_days=2, as_of=AS_OF,
+             progress=lambda a, b, s: seen.append((a, b)))  # fmt: skip
+    assert seen == [(days[0], days[1]), (days[2], days[2])]
+    first = _snapshot(wh)
+    assert len(first["kpi.kpi_values"]) > 100
+    backfill(wh, days[0], days[-1], chunk_days=3, as_of=AS_OF)
+    assert _snapshot(wh) == first
+    assert wh.execute("select count(*) from kpi.kpi_restatements").fetchone() == (0,)
+
+
+def test_finalize_after_lookback(wh, insert_obs) -> None:
+    day_data(insert_obs, D)
+    compute_day(wh, D, "daily", as_of=AS_OF)
+    later = datetime(2026, 6, 19, 1, tzinfo=CST)  # D is now older than the 7-day look-back
+    compute_day(wh, date(2026, 6, 18), "daily", as_of=later)
+    statuses = dict(
+        wh.execute(
+            "select kpi_id || '/' || dimension, status from kpi.kpi_values where local_date = ?"
+            " and dimension in ('WS-WAT-01', 'county')",
+            [D],
+        ).fetchall()
+    )
+    # Water at the section had full coverage: final. County traffic had 1 of 34 detectors.
+    assert statuses["water.section_class/WS-WAT-01"] == "final"
+    assert statuses["traffic.tpi/county"] == "provisional"

@@ -1,0 +1,81 @@
+-- Pack rows of the air marts (H4a): air.aqi, air.pm25, air.good_days_ratio (county).
+insert into kpi.kpi_values
+with
+daily as (
+    select *
+    from kpi.kpi_daily_air
+    where local_date between $start_date and $end_date
+),
+
+good_days as (
+    select *
+    from kpi.kpi_good_days_air
+    where local_date between $start_date and $end_date
+)
+
+select
+    'air.aqi' as kpi_id,
+    local_date,
+    'county' as dimension,
+    aqi::double as value,
+    category_zh as value_text,
+    'AQI' as unit,
+    null::double as target,
+    pack_status('air', local_date, $as_of_date::date, coverage_pct) as status,
+    coverage_pct,
+    json_object(
+        'rule_set', rule_set,
+        'aqi_level', aqi_level,
+        'level_zh', level_zh,
+        'category_zh', category_zh,
+        'category_en', category_en,
+        'primary_pollutants', primary_pollutants,
+        'is_valid_day', is_valid_day,
+        'is_good_day', is_good_day,
+        'excluded_missing_pollutant', excluded_missing_pollutant,
+        'count_assessment_stations', count_assessment_stations
+    ) as details,
+    now() as computed_at
+from daily
+
+union all
+
+select
+    'air.pm25',
+    local_date,
+    'county',
+    round(pm25_ugm3, 4),
+    null,
+    'µg/m³',
+    null,
+    pack_status('air', local_date, $as_of_date::date, coverage_pct),
+    coverage_pct,
+    json_object('rule_set', rule_set, 'averaging', '24h mean of the assessment stations'),
+    now()
+from daily
+
+union all
+
+select
+    'air.good_days_ratio',
+    local_date,
+    'county',
+    ytd_ratio_pct::double,
+    ytd_good_days || '/' || ytd_valid_days,
+    '%',
+    coalesce(pack_target('air.good_days_ratio', local_date), target_pct::double),
+    pack_status('air', local_date, $as_of_date::date, coverage_pct),
+    coverage_pct,
+    json_object(
+        'mtd_good_days', mtd_good_days,
+        'mtd_valid_days', mtd_valid_days,
+        'mtd_ratio_pct', mtd_ratio_pct::double,
+        'ytd_good_days', ytd_good_days,
+        'ytd_valid_days', ytd_valid_days,
+        'ytd_ratio_pct', ytd_ratio_pct::double,
+        'ytd_excluded_days', ytd_excluded_days,
+        'remaining_nongood_budget_days', remaining_nongood_budget_days,
+        'target_reachable', target_reachable
+    ),
+    now()
+from good_days;
