@@ -273,3 +273,66 @@ def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bo
             [schema, table],
         ).fetchone()[0]  # type: ignore[index]
     )
+
+
+# --- Steps of the citypipe_daily_kpis DAG (plain functions: the DAG file only wires them) ---
+
+
+def target_day(conf: dict[str, object] | None, logical_date: datetime | None, tz: str) -> date:
+    """The natural day a run computes: conf["date"] when given (``citypipe run --date D``),
+    else the local day before the run's logical date (the 01:00 run computes yesterday)."""
+    if conf and conf.get("date"):
+        return date.fromisoformat(str(conf["date"]))
+    if logical_date is None:
+        raise ValueError("neither conf['date'] nor a logical date")
+    return logical_date.astimezone(ZoneInfo(tz)).date() - timedelta(days=1)
+
+
+def plan_step(settings: Settings, target: date) -> dict[str, object]:
+    """Which days this run recomputes (read under the lock, so no loader is mid-write)."""
+    from warehouse.db import writer
+
+    with writer(settings) as con:
+        prepare(con)
+        days = days_to_recompute(con, target)
+    return {"target": target.isoformat(), "days": [d.isoformat() for d in days]}
+
+
+def compute_step(settings: Settings, plan: dict[str, object], reason: str) -> dict[str, object]:
+    """Recompute plan's days (one range pass), consume dirty days, finalize; a JSON summary."""
+    from warehouse.db import writer
+
+    days = [date.fromisoformat(str(d)) for d in plan["days"]]  # type: ignore[attr-defined]
+    with writer(settings) as con:
+        started = datetime.now().astimezone()
+        s = compute_range(con, days[0], days[-1], reason)
+        mark_consumed(con, days[0], days[-1], started)
+        finalize(con, s.as_of_date)
+    return {
+        "run_id": s.run_id,
+        "reason": reason,
+        "start": s.start.isoformat(),
+        "end": s.end.isoformat(),
+        "n_values": s.n_values,
+        "n_restatements": s.n_restatements,
+        "feeds": s.feeds,
+    }
+
+
+def restatements_step(settings: Settings, summary: dict[str, object]) -> list[dict[str, object]]:
+    """The restatements the run recorded (logged; a publisher would announce them)."""
+    from warehouse.db import reader
+
+    with reader(settings) as con:
+        cur = con.execute(
+            "select kpi_id, local_date, dimension, old_value, new_value, old_value_text,"
+            " new_value_text from kpi.kpi_restatements r"
+            " where reason = ? order by local_date, kpi_id, dimension",
+            [f"{summary.get('reason', '')}"],
+        )
+        cols = [c[0] for c in cur.description]
+        rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    for r in rows:
+        log.warning("restated %(kpi_id)s %(local_date)s %(dimension)s: %(old_value)s -> "
+                    "%(new_value)s", r)  # fmt: skip
+    return [{k: (v.isoformat() if isinstance(v, date) else v) for k, v in r.items()} for r in rows]

@@ -1,0 +1,161 @@
+"""``citypipe kpis`` (print a day's KPI pack) and ``citypipe backfill`` (compute a date range).
+
+Only light imports here: this module is loaded for every ``citypipe`` command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import date
+from typing import Any
+
+from citypipe.settings import Settings
+
+# The stable keys of every KPI in ``citypipe kpis --format json`` (docs/kpis.md).
+KPI_KEYS = (
+    "kpi_id",
+    "dimension",
+    "value",
+    "value_text",
+    "unit",
+    "target",
+    "status",
+    "coverage_pct",
+    "details",
+    "computed_at",
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("kpis", help="print the KPI pack of a natural day")
+    p.add_argument("--date", required=True, type=date.fromisoformat, help="local day YYYY-MM-DD")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--kpi", default=None, help="only KPI ids starting with this, e.g. water.")
+    p.set_defaults(func=kpis_command)
+
+    b = sub.add_parser("backfill", help="compute the KPIs of a date range, in order")
+    b.add_argument("--start", required=True, type=date.fromisoformat, help="first day")
+    b.add_argument("--end", required=True, type=date.fromisoformat, help="last day (included)")
+    b.add_argument(
+        "--chunk-days", type=int, default=31, help="days per range pass (1 = one day at a time)"
+    )
+    b.add_argument("--reason", default="backfill", help="recorded with any restatement")
+    b.set_defaults(func=backfill_command)
+
+
+def read_pack(settings: Settings, day: date, prefix: str | None = None) -> list[dict[str, Any]]:
+    """The pack rows of ``day`` from the warehouse (read-only), in a stable order."""
+    from warehouse.db import reader
+
+    with reader(settings) as con:
+        exists = con.execute(
+            "select count(*) from information_schema.tables"
+            " where table_schema = 'kpi' and table_name = 'kpi_values'"
+        ).fetchone()[0]  # type: ignore[index]
+        if not exists:
+            return []
+        cur = con.execute(
+            "select kpi_id, dimension, value, value_text, unit, target, status, coverage_pct,"
+            " details, computed_at from kpi.kpi_values"
+            " where local_date = ? and (? is null or starts_with(kpi_id, ?))"
+            " order by kpi_id, dimension = 'county' desc, dimension",
+            [day, prefix, prefix],
+        )
+        rows = cur.fetchall()
+    out = []
+    for r in rows:
+        item = dict(zip(KPI_KEYS, r, strict=True))
+        item["details"] = json.loads(item["details"]) if item["details"] else {}
+        item["computed_at"] = item["computed_at"].isoformat() if item["computed_at"] else None
+        out.append(item)
+    return out
+
+
+def format_table(day: date, pack: list[dict[str, Any]]) -> str:
+    header = ("kpi_id", "dimension", "value", "text", "unit", "target", "status", "coverage")
+    rows = [header]
+    for k in pack:
+        value = k["value"]
+        rows.append(
+            (
+                k["kpi_id"],
+                k["dimension"],
+                "NA" if value is None else f"{value:g}",
+                k["value_text"] or "",
+                k["unit"] or "",
+                "" if k["target"] is None else f"{k['target']:g}",
+                k["status"],
+                "" if k["coverage_pct"] is None else f"{k['coverage_pct']:.1f}%",
+            )
+        )
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
+    lines = [f"KPI pack for {day} (local natural day)"]
+    for i, r in enumerate(rows):
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def kpis_command(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        pack = read_pack(settings, args.date, args.kpi)
+    except FileNotFoundError as exc:
+        print(f"citypipe kpis: {exc}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        doc = {"date": args.date.isoformat(), "count": len(pack), "kpis": pack}
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
+    else:
+        print(format_table(args.date, pack))
+    if not pack:
+        print(
+            f"citypipe kpis: no KPIs computed for {args.date}; run "
+            f"`citypipe run citypipe_daily_kpis --date {args.date}` or `citypipe backfill`",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def backfill_command(args: argparse.Namespace, settings: Settings) -> int:
+    from transforms.daily import RunSummary, backfill
+
+    if args.end < args.start:
+        print("citypipe backfill: --end is before --start", file=sys.stderr)
+        return 2
+    total = (args.end - args.start).days + 1
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="day", desc="backfill", file=sys.stderr)
+    t0 = time.monotonic()
+
+    def progress(first: date, last: date, s: RunSummary) -> None:
+        n = (last - first).days + 1
+        if bar is not None:
+            bar.update(n)
+            bar.set_postfix_str(str(last))
+        else:
+            print(
+                f"computed {first}..{last} ({n} day{'s' if n > 1 else ''}):"
+                f" {s.n_values} values, {s.n_restatements} restatements,"
+                f" {time.monotonic() - t0:.1f} s",
+                flush=True,
+            )
+
+    runs = backfill(
+        settings, args.start, args.end, args.reason, chunk_days=args.chunk_days, progress=progress
+    )
+    if bar is not None:
+        bar.close()
+    restated = sum(r.n_restatements for r in runs)
+    print(
+        f"citypipe backfill {args.start}..{args.end}: {total} days in"
+        f" {time.monotonic() - t0:.1f} s, {restated} restatements"
+    )
+    return 0
