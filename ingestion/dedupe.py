@@ -56,8 +56,14 @@ def key_digest(site_id: str, device_id: str, lane: int | None, observed_us: int)
 
 
 def hash_digest(content_hash: str) -> int:
-    """Digest of the content hash, which already covers the key: it stands for the (key, content) pair."""
-    return _digest(content_hash)
+    """Digest of the content hash, which already covers the key: it stands for the (key, content) pair.
+
+    The parser's hash is hex of a cryptographic hash: its first 64 bits are the digest.
+    """
+    try:
+        return int(content_hash[:16], 16)
+    except ValueError:  # not hex (another hash format): hash it
+        return _digest(content_hash)
 
 
 def observed_us(ts: datetime) -> int:

@@ -102,10 +102,13 @@ def remove_stale_temp_files(*roots: Path) -> int:
 
 
 def rows_to_table(rows: Iterable[Mapping[str, object]], schema: pa.Schema) -> pa.Table:
-    """Column-wise build (faster than ``from_pylist`` for wide rows); missing keys become null."""
+    """Column-wise build (faster than ``from_pylist`` for wide rows); missing keys become null.
+
+    ``pa.array`` per column, not ``pa.table(dict)``: the latter imports pandas (~2 s, ~50 MB).
+    """
     rows = list(rows)
-    columns = {name: [r.get(name) for r in rows] for name in schema.names}
-    return pa.table(columns, schema=schema)
+    arrays = [pa.array([r.get(f.name) for r in rows], type=f.type) for f in schema]
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def landing_table(feed: str, rows: Iterable[Mapping[str, object]]) -> pa.Table:

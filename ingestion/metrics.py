@@ -76,6 +76,9 @@ class IngestMetrics:
         self.connected = False
         self.protocol = ""
         self.messages_pending = 0  # gauge, set by the service
+        self.first_message_at: datetime | None = None
+        self.last_message_at: datetime | None = None
+        self.last_ack_at: datetime | None = None
         self.invariant_violations = 0
 
     def feed(self, name: str | None) -> FeedCounters:
@@ -85,9 +88,12 @@ class IngestMetrics:
             c = self.feeds[key] = FeedCounters()
         return c
 
-    def message_received(self) -> None:
+    def message_received(self, at: datetime) -> None:
         with self._lock:
             self.messages_received += 1
+            if self.first_message_at is None:
+                self.first_message_at = at
+            self.last_message_at = at
 
     def add_flush(
         self,
@@ -109,6 +115,8 @@ class IngestMetrics:
                 c.quarantined.update(d.quarantined)
             self.files_written += files
             self.messages_acked += acked
+            if acked:
+                self.last_ack_at = datetime.now(UTC)
             self.messages_unacked_stale += stale
             self.flushes += 1
             self.flush_seconds_total += seconds
@@ -157,6 +165,9 @@ class IngestMetrics:
                 "protocol": self.protocol,
                 "connects": self.connects,
                 "disconnects": self.disconnects,
+                "first_message_at": _iso(self.first_message_at),
+                "last_message_at": _iso(self.last_message_at),
+                "last_ack_at": _iso(self.last_ack_at),
                 "messages": {
                     "received": self.messages_received,
                     "acked": self.messages_acked,
@@ -246,6 +257,10 @@ class IngestMetrics:
                "1 while received = accepted + quarantined + duplicates for every feed.",
                [("", int(s["invariant_ok"]))])  # fmt: skip
         return "\n".join(out) + "\n"
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return ts.isoformat() if ts is not None else None
 
 
 def write_status(path: Path, snapshot: dict[str, Any]) -> None:

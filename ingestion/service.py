@@ -166,7 +166,7 @@ class IngestService:
         self.index = DedupeIndex.for_dirs(
             settings.landing_dir, settings.quarantine_dir, max_entries=dedupe_max_entries
         )
-        self._queue = _RecordQueue(max_queued_records or 2 * settings.flush_max_records)
+        self._queue = _RecordQueue(max_queued_records or settings.flush_max_records)
         self._stop = threading.Event()  # stop requested (signal, idle, stop())
         self._stopping = threading.Event()  # callback must no longer take messages
         self._writer_error: BaseException | None = None
@@ -389,7 +389,7 @@ class IngestService:
         item = _Item(self._gen, msg.mid, msg.qos, parsed, max(parsed.records, 1))
         self._last_message = time.monotonic()
         if self._queue.put(item, self._stopping):
-            self.metrics.message_received()
+            self.metrics.message_received(received_at)
 
     # ------------------------------------------------------------------ writer
 
