@@ -105,8 +105,10 @@ used as (
         i.label, i.ordinal, i.counts_in_aqi, i.pollutant, i.bp_averaging,
         i.above_top, i.above_top_iaqi, i.above_top_input,
         v.concentration,
-        -- a (rare) negative mean is read as 0: the IAQI scale starts at 0
+        -- a (rare) negative mean is read as 0: the IAQI scale starts at 0. (greatest() skips
+        -- nulls, so a missing value must stay null explicitly.)
         case
+            when v.concentration is null then null
             when r.round_before_iaqi then air_round(greatest(v.concentration, 0), i.round_digits)
             else greatest(v.concentration, 0)
         end as concentration_used
