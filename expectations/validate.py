@@ -63,13 +63,21 @@ def quiet_gx() -> None:
 def _context() -> Any:
     quiet_gx()
     import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
 
     # A fresh in-memory context per batch: its result store would otherwise keep every
-    # COMPLETE result (with per-row lists) for the life of the process.
-    ctx = gx.get_context(mode="ephemeral")
-    ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    return ctx
+    # COMPLETE result (with per-row lists) for the life of the process. No temporary docs
+    # site (GX's default makes a temp dir per context); Data Docs live in the file context.
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
 
 
 def expected_sites(catalogue: Catalogue, feed: str, batch: pa.Table) -> list[str]:

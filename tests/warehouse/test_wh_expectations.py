@@ -1,0 +1,232 @@
+"""Each kind of implausible reading is flagged by the expectation meant for it (real GX runs)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from wh_factory import SITES, reading, table
+
+from citypipe.catalogue import Catalogue
+from citypipe.settings import REPO_ROOT
+from expectations.reference import feed_rules
+from expectations.validate import Validation, validate_table
+
+START = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
+RUN_TIME = START + timedelta(days=3)
+
+
+def _clean(feed: str, n: int, **kw: Any) -> list[dict[str, Any]]:
+    """A plausible, gently varying series (no flat-lines, no spikes) for one device."""
+    step = SITES[feed][2]
+    rows = []
+    for i in range(n):
+        wobble = (i % 7) * 0.1
+        vals: dict[str, float] = {}
+        if feed == "air":
+            vals = {
+                "pm25_ugm3": 30 + wobble * 10,
+                "pm10_ugm3": 55 + wobble * 10,
+                "no2_ugm3": 20 + wobble,
+                "o3_ugm3": 60 + wobble,
+            }
+        elif feed == "water":
+            vals = {
+                "ph": 7.5 + wobble / 10,
+                "do_mgl": 8 + wobble,
+                "nh3n_mgl": 0.3 + wobble / 10,
+                "conductivity_uscm": 300 + wobble,
+            }
+        elif feed == "waterlogging":
+            vals = {"depth_cm": 0.0, "rain_mm": wobble}
+        elif feed == "traffic":
+            vals = {
+                "speed_kmh": 35 + wobble * 10,
+                "volume_veh": 40 + i % 5,
+                "occupancy_pct": 8 + wobble,
+            }
+        vals.update(kw.pop("values", {}) if i == 0 else {})
+        rows.append(reading(feed, START + timedelta(seconds=i * step), seq=i + 1, **kw, **vals))
+    return rows
+
+
+# (feed, kind, expectation, mutate(rows) -> index of the implausible reading)
+def _set(i: int, **vals: Any):
+    def f(rows: list[dict[str, Any]]) -> int:
+        rows[i].update(vals)
+        return i
+
+    return f
+
+
+KINDS: list[tuple[str, str, str, Any]] = [
+    ("air", "unknown site", "site_in_catalogue", _set(5, site_id="WS-AIR-99")),
+    ("air", "unknown device", "device_in_catalogue", _set(6, device_id="AQM-9999")),
+    (
+        "air",
+        "observed in the future",
+        "observed_at_not_future",
+        _set(7, observed_at=RUN_TIME + timedelta(hours=2)),
+    ),
+    ("air", "negative PM2.5", "pm25_ugm3_in_range", _set(8, pm25_ugm3=-4.0)),
+    ("air", "PM2.5 above PM10", "pm25_not_above_pm10", _set(9, pm25_ugm3=90.0, pm10_ugm3=40.0)),
+    ("air", "humidity 150 %", "rh_pct_in_range", _set(10, rh_pct=150.0)),
+    ("air", "wind bearing 400", "wind_deg_in_range", _set(11, wind_deg=400.0)),
+    ("air", "CO beyond analyser scale", "co_mgm3_in_range", _set(12, co_mgm3=200.0)),
+    ("air", "device in maintenance", "device_flag:maintenance", _set(13, flags="maintenance")),
+    ("air", "PM2.5 spike", "spike_pm25_ugm3", _set(60, pm25_ugm3=420.0, pm10_ugm3=600.0)),
+    ("water", "pH 20", "ph_possible", _set(12, ph=20.0)),
+    ("water", "pH 3 in a river", "ph_natural_water", _set(13, ph=3.0)),
+    ("water", "DO 40 mg/L", "do_mgl_in_range", _set(14, do_mgl=40.0)),
+    ("water", "ammonia spike", "spike_nh3n_mgl", _set(15, nh3n_mgl=6.0)),
+    ("waterlogging", "negative depth", "depth_cm_in_range", _set(5, depth_cm=-3.0)),
+    ("waterlogging", "depth 9 m", "depth_cm_in_range", _set(6, depth_cm=900.0)),
+    ("waterlogging", "rain 20 mm in a minute", "rain_rate_plausible", _set(7, rain_mm=20.0)),
+    ("traffic", "speed 300 km/h", "speed_kmh_in_range", _set(5, speed_kmh=300.0)),
+    ("traffic", "occupancy 120 %", "occupancy_pct_in_range", _set(6, occupancy_pct=120.0)),
+    (
+        "traffic",
+        "vehicles but loop never occupied",
+        "volume_occupancy_consistent",
+        _set(7, volume_veh=30.0, occupancy_pct=0.0),
+    ),
+    (
+        "traffic",
+        "no vehicles but loop half occupied",
+        "volume_occupancy_consistent",
+        _set(8, volume_veh=0.0, occupancy_pct=50.0),
+    ),
+    (
+        "traffic",
+        "2000 vehicles in 5 minutes on one lane",
+        "volume_rate_plausible",
+        _set(9, volume_veh=2000.0),
+    ),
+]
+N = {"air": 80, "water": 18, "waterlogging": 30, "traffic": 30}  # all before RUN_TIME
+
+
+def _validate(catalogue: Catalogue, feed: str, rows: list[dict[str, Any]]) -> Validation:
+    t = table(feed, rows)
+    t = t.append_column("row_id", pa.array(np.arange(t.num_rows, dtype=np.int64)))
+    return validate_table(
+        feed,
+        t,
+        rules=feed_rules(REPO_ROOT / "reference", feed, date(2026, 11, 28)),
+        catalogue=catalogue,
+        run_time=RUN_TIME,
+        validation_run_id=f"test-{feed}",
+        future_tolerance_s=300,
+    )
+
+
+def _failures(v: Validation, rows: list[dict[str, Any]]) -> dict[int, set[str]]:
+    out: dict[int, set[str]] = {}
+    for r in v.flagged.to_pylist():
+        name = r["expectation"]
+        if name == "device_flag":
+            name = f"device_flag:{rows[r['row_id']]['flags']}"
+        out.setdefault(r["row_id"], set()).add(name)
+    return out
+
+
+@pytest.fixture(scope="module")
+def outcomes(
+    catalogue: Catalogue,
+) -> dict[str, tuple[Validation, dict[int, set[str]], dict[str, int]]]:
+    """One GX run per feed with every kind of that feed planted in a clean series."""
+    out = {}
+    for feed in N:
+        rows = _clean(feed, N[feed])
+        planted = {kind: mutate(rows) for f, kind, _e, mutate in KINDS if f == feed}
+        v = _validate(catalogue, feed, rows)
+        out[feed] = (v, _failures(v, rows), planted)
+    return out
+
+
+def test_at_least_15_kinds() -> None:
+    assert len({k for _f, k, _e, _m in KINDS}) >= 15
+    assert len({e for _f, _k, e, _m in KINDS}) >= 15
+
+
+@pytest.mark.parametrize(("feed", "kind", "expectation"), [(f, k, e) for f, k, e, _m in KINDS])
+def test_kind_is_flagged_by_intended_expectation(
+    outcomes: dict[str, Any], feed: str, kind: str, expectation: str
+) -> None:
+    v, failures, planted = outcomes[feed]
+    row = planted[kind]
+    assert expectation in failures.get(row, set()), (kind, failures.get(row))
+    assert not v.success
+
+
+@pytest.mark.parametrize("feed", list(N))
+def test_only_planted_readings_are_flagged(outcomes: dict[str, Any], feed: str) -> None:
+    _v, failures, planted = outcomes[feed]
+    assert set(failures) <= set(planted.values()), sorted(set(failures) - set(planted.values()))
+
+
+def test_flat_lined_sensor_is_flagged_from_the_nth_reading(catalogue: Catalogue) -> None:
+    rows = _clean("air", 130)
+    for r in rows:
+        r["pm25_ugm3"] = 41.0  # stuck channel; the other channels still move
+    v = _validate(catalogue, "air", rows)
+    flat = sorted(
+        r["row_id"] for r in v.flagged.to_pylist() if r["expectation"] == "flatline_pm25_ugm3"
+    )
+    assert flat == list(range(119, 130))  # n = 120 in reference/validation/rules.csv
+
+
+def test_flat_line_window_spans_batches(catalogue: Catalogue) -> None:
+    """History from the warehouse counts: 100 stuck readings stored + 30 new -> flagged."""
+    rows = _clean("air", 130)
+    for r in rows:
+        r["pm25_ugm3"] = 41.0
+    history = table("air", rows[:100])
+    t = table("air", rows[100:])
+    t = t.append_column("row_id", pa.array(np.arange(t.num_rows, dtype=np.int64)))
+    v = validate_table(
+        "air",
+        t,
+        rules=feed_rules(REPO_ROOT / "reference", "air", date(2026, 11, 28)),
+        catalogue=catalogue,
+        run_time=RUN_TIME,
+        validation_run_id="test-hist",
+        future_tolerance_s=300,
+        history=history,
+    )
+    flat = sorted(
+        r["row_id"] for r in v.flagged.to_pylist() if r["expectation"] == "flatline_pm25_ugm3"
+    )
+    assert flat == list(range(19, 30))
+
+
+def test_dry_road_zero_depth_is_not_a_flat_line(catalogue: Catalogue) -> None:
+    rows = _clean("waterlogging", 400)  # depth 0 for 400 minutes
+    v = _validate(catalogue, "waterlogging", rows)
+    assert "flatline_depth_cm" not in v.flagged_by_expectation
+
+
+def test_standing_queue_is_not_inconsistent(catalogue: Catalogue) -> None:
+    rows = _clean("traffic", 10)
+    rows[3].update(volume_veh=0.0, occupancy_pct=100.0, speed_kmh=0.0)
+    v = _validate(catalogue, "traffic", rows)
+    assert "volume_occupancy_consistent" not in v.flagged_by_expectation
+
+
+def test_null_channel_is_not_a_failure(catalogue: Catalogue) -> None:
+    rows = _clean("air", 20)
+    rows[4]["pm25_ugm3"] = None
+    rows[5]["so2_ugm3"] = None
+    v = _validate(catalogue, "air", rows)
+    assert v.flagged.num_rows == 0
+
+
+def test_results_carry_names_and_sources(outcomes: dict[str, Any]) -> None:
+    v, _f, _p = outcomes["water"]
+    by_name = {r["name"]: r for r in v.results}
+    assert "GB 3838" in by_name["ph_natural_water"]["why"]
+    assert by_name["ph_possible"]["unexpected_count"] == 1
+    assert by_name["sites_reporting"]["level"] == "batch"

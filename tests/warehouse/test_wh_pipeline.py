@@ -1,0 +1,334 @@
+"""The load chain on real DuckDB files: ledger, revisions, interruption, dirty days, quarantine."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from wh_factory import reading, series, write_landing
+
+from citypipe.settings import Settings
+from ingestion.schema import QUARANTINE_SCHEMA
+from warehouse import db
+from warehouse import pipeline as P
+
+pytestmark = pytest.mark.integration
+
+START = datetime(2026, 11, 20, 16, 0, tzinfo=UTC)  # 2026-11-21 00:00 in Shanghai
+
+
+def _varied(feed: str, start: datetime, n: int, **kw: Any) -> list[dict[str, Any]]:
+    rows = series(feed, start, n, **kw)
+    for i, r in enumerate(rows):
+        if feed == "air":
+            r.update(
+                pm25_ugm3=30.0 + i % 9,
+                pm10_ugm3=60.0 + i % 5,
+                no2_ugm3=20.0 + i % 4,
+                o3_ugm3=50.0 + i % 6,
+            )
+        elif feed == "traffic":
+            r.update(speed_kmh=30.0 + i % 8)
+    return rows
+
+
+def run_all(settings: Settings, run_id: str, *, fail_feed: str | None = None) -> dict[str, Any]:
+    found = P.discover_new_files(settings)
+    loaded = {}
+    for feed in ("air", "water", "waterlogging", "traffic"):
+        s = P.validate_feed_batch(settings, feed, found[feed], run_id)
+        loaded[feed] = P.load_feed_batch(settings, s, fail_before_commit=(feed == fail_feed))
+    loaded["quarantine"] = P.load_quarantine(settings, found["quarantine"], run_id)
+    P.record_dq(settings)
+    P.mark_dirty_days(settings)
+    return loaded
+
+
+def q(settings: Settings, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    with db.reader(settings) as con:
+        return con.execute(sql, params).fetchall()
+
+
+def counts(settings: Settings) -> dict[str, int]:
+    tables = [
+        "core.obs_air",
+        "core.obs_traffic",
+        "dq.flagged_readings",
+        "dq.quarantine",
+        "meta.load_ledger",
+        "dq.validation_runs",
+        "staging.obs_air",
+    ]
+    return {t: q(settings, f"select count(*) from {t}")[0][0] for t in tables}
+
+
+def test_load_flags_and_is_valid_agree(settings: Settings) -> None:
+    rows = _varied("air", START, 120)
+    rows[3]["pm25_ugm3"] = -1.0
+    rows[4]["flags"] = "calibration"
+    write_landing(settings.home, "air", rows)
+    write_landing(settings.home, "traffic", _varied("traffic", START, 40, lane=2))
+    out = run_all(settings, "r1")
+    assert out["air"]["new"] == 120 and out["air"]["flagged"] == 2
+    invalid = dict(
+        q(settings, "select seq, failed_expectations from core.obs_air where not is_valid")
+    )
+    assert invalid == {4: "pm25_ugm3_in_range", 5: "device_flag:calibration"}
+    flagged = q(
+        settings,
+        "select expectation, observed_value from dq.flagged_readings where feed='air' order by 1",
+    )
+    assert flagged == [("device_flag:calibration", None), ("pm25_ugm3_in_range", -1.0)]
+    lanes = q(settings, "select distinct lane from core.obs_traffic")
+    assert lanes == [(2,)]
+    vr = q(
+        settings,
+        "select feed, rows, evaluated_expectations > 10, results_json from dq.validation_runs order by feed",
+    )
+    assert [r[:3] for r in vr] == [("air", 120, True), ("traffic", 40, True)]
+    # traffic: every reading fine; only the batch-level check sees the other, silent detectors.
+    failed = [r["name"] for r in json.loads(vr[1][3]) if not r["success"]]
+    assert failed == ["sites_reporting"]
+    bc = q(
+        settings,
+        "select feed, rows_read, accepted_valid, flagged from dq.batch_counts order by feed",
+    )
+    assert bc == [("air", 120, 118, 2), ("traffic", 40, 40, 0)]
+    assert counts(settings)["staging.obs_air"] == 0
+
+
+def test_rerun_loads_nothing_twice(settings: Settings) -> None:
+    paths = write_landing(settings.home, "air", _varied("air", START, 60))
+    run_all(settings, "r1")
+    before = counts(settings)
+    assert P.discover_new_files(settings)["air"] == []
+    run_all(settings, "r2")
+    # The same bytes under another name: skipped by checksum, not by path.
+    copy = paths[0].with_name("part-copy.parquet")
+    shutil.copy(paths[0], copy)
+    assert P.discover_new_files(settings)["air"] == [str(copy)]
+    out = run_all(settings, "r3")
+    assert out["air"]["loaded"] is False
+    assert counts(settings) == before
+
+
+def test_redelivered_and_revised_readings(settings: Settings) -> None:
+    rows = _varied("air", START, 30)
+    write_landing(settings.home, "air", rows)
+    run_all(settings, "r1")
+    later = START + timedelta(hours=1)
+    dup = dict(rows[5])  # exact re-delivery: same content hash
+    rev = dict(rows[6], pm25_ugm3=77.0, content_hash="revised", received_at=later)
+    stale = dict(
+        rows[7], pm25_ugm3=1.0, content_hash="older", received_at=START - timedelta(hours=1)
+    )
+    write_landing(settings.home, "air", [dup, rev, stale])
+    out = run_all(settings, "r2")
+    assert (
+        out["air"]["new"],
+        out["air"]["revision"],
+        out["air"]["duplicate"],
+        out["air"]["stale"],
+    ) == (0, 1, 1, 1)
+    assert q(settings, "select count(*) from core.obs_air") == [(30,)]
+    assert q(settings, "select pm25_ugm3 from core.obs_air where seq = 7") == [(77.0,)]
+    assert q(settings, "select pm25_ugm3 from core.obs_air where seq = 8") == [
+        (rows[7]["pm25_ugm3"],)
+    ]
+    bc = q(
+        settings, "select duplicates_dropped, revisions from dq.batch_counts where load_run_id='r2'"
+    )
+    assert bc == [(2, 1)]
+
+
+def test_revision_replaces_flags_of_the_old_version(settings: Settings) -> None:
+    rows = _varied("air", START, 10)
+    rows[2]["pm25_ugm3"] = -5.0
+    write_landing(settings.home, "air", rows)
+    run_all(settings, "r1")
+    fixed = dict(
+        rows[2], pm25_ugm3=33.0, content_hash="fixed", received_at=START + timedelta(hours=2)
+    )
+    write_landing(settings.home, "air", [fixed])
+    run_all(settings, "r2")
+    assert q(settings, "select count(*) from dq.flagged_readings") == [(0,)]
+    assert q(settings, "select is_valid from core.obs_air where seq = 3") == [(True,)]
+
+
+def test_interrupted_load_leaves_no_partial_rows(settings: Settings) -> None:
+    write_landing(settings.home, "air", _varied("air", START, 50))
+    write_landing(settings.home, "traffic", _varied("traffic", START, 20))
+    with pytest.raises(P.InjectedFailure):
+        run_all(settings, "r1", fail_feed="traffic")
+    # air committed before; traffic rolled back entirely (rows, flags, dq, ledger).
+    assert q(settings, "select count(*) from core.obs_traffic") == [(0,)]
+    assert q(settings, "select count(*) from meta.load_ledger where feed = 'traffic'") == [(0,)]
+    assert q(settings, "select count(*) from dq.validation_runs where feed = 'traffic'") == [(0,)]
+    assert q(settings, "select count(*) from dq.batch_counts where feed = 'traffic'") == [(0,)]
+    assert q(settings, "select count(*) from core.obs_air") == [(50,)]
+    run_all(settings, "r2")  # the retry
+    assert q(settings, "select count(*) from core.obs_traffic") == [(20,)]
+    assert q(settings, "select count(*) from core.obs_air") == [(50,)]
+
+
+def test_late_file_for_an_older_day_marks_it_dirty(settings: Settings) -> None:
+    write_landing(settings.home, "air", _varied("air", START, 60))
+    run_all(settings, "r1")
+    assert q(settings, "select local_date::varchar from core.dirty_days") == [("2026-11-21",)]
+    # The KPI DAG consumed it.
+    with db.writer(settings) as con:
+        con.execute("update core.dirty_days set kpi_computed_at = now()")
+    late = _varied("air", START - timedelta(days=3), 30)
+    write_landing(settings.home, "air", late)
+    run_all(settings, "r2")
+    pending = q(
+        settings,
+        "select feed, local_date::varchar from core.dirty_days "
+        "where kpi_computed_at is null or kpi_computed_at < last_marked_at",
+    )
+    assert pending == [("air", "2026-11-18")]
+    assert P.mark_dirty_days(settings) == [("air", "2026-11-18")]
+
+
+def test_revision_re_marks_a_computed_day(settings: Settings) -> None:
+    rows = _varied("air", START, 10)
+    write_landing(settings.home, "air", rows)
+    run_all(settings, "r1")
+    with db.writer(settings) as con:
+        con.execute("update core.dirty_days set kpi_computed_at = now()")
+    write_landing(
+        settings.home,
+        "air",
+        [dict(rows[1], pm25_ugm3=55.0, content_hash="x", received_at=START + timedelta(hours=3))],
+    )
+    run_all(settings, "r2")
+    assert q(settings, "select kpi_computed_at is null from core.dirty_days") == [(True,)]
+
+
+def test_exact_redelivery_does_not_mark_dirty(settings: Settings) -> None:
+    rows = _varied("air", START, 10)
+    write_landing(settings.home, "air", rows)
+    run_all(settings, "r1")
+    with db.writer(settings) as con:
+        con.execute("update core.dirty_days set kpi_computed_at = now()")
+    write_landing(settings.home, "air", [dict(rows[1])])
+    run_all(settings, "r2")
+    assert q(settings, "select kpi_computed_at is null from core.dirty_days") == [(False,)]
+
+
+def test_site_day_completeness(settings: Settings) -> None:
+    rows = _varied("air", START, 720)  # 12 h of minute data on 2026-11-21 (local)
+    rows[0]["flags"] = "power_fail"
+    write_landing(settings.home, "air", rows)
+    run_all(settings, "r1")
+    got = q(
+        settings,
+        "select expected_readings, received_readings, valid_readings, completeness_pct, "
+        "last_observed_at from dq.site_day_completeness where site_id = 'WS-AIR-01'",
+    )
+    assert got == [(1440, 720, 719, 50.0, START + timedelta(minutes=719))]
+    silent = q(
+        settings,
+        "select count(*) from dq.site_day_completeness "
+        "where feed = 'air' and received_readings = 0",
+    )
+    assert silent == [(11,)]  # the other air sites of the catalogue
+
+
+def _quarantine_file(home: Path, n: int) -> Path:
+    now = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
+    rows = [
+        {
+            "received_at": now,
+            "topic": "city/wushan/air/WS-AIR-01",
+            "feed": "air",
+            "site_id": "WS-AIR-01",
+            "reason": "bad_json",
+            "detail": "Expecting value: line 1",
+            "reading_index": None,
+            "payload": b"{not json" + b"\xff" * i,
+            "payload_bytes": 9 + i,
+            "received_date": now.date(),
+        }
+        for i in range(n)
+    ] + [
+        {
+            "received_at": now,
+            "topic": "city/wushan/bogus",
+            "feed": None,
+            "site_id": None,
+            "reason": "bad_topic",
+            "detail": "topic has 3 levels",
+            "reading_index": None,
+            "payload": b"{}",
+            "payload_bytes": 2,
+            "received_date": now.date(),
+        }
+    ]
+    d = home / "quarantine" / "received_date=2026-11-21"
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / "part-20261121T020000Z-abc.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA), path)
+    return path
+
+
+def test_quarantine_is_loaded_once_with_reasons(settings: Settings) -> None:
+    _quarantine_file(settings.home, 3)
+    run_all(settings, "r1")
+    got = q(
+        settings,
+        "select coalesce(feed, '?'), reason, count(*) from dq.quarantine group by all order by 1",
+    )
+    assert got == [("?", "bad_topic", 1), ("air", "bad_json", 3)]
+    excerpt = q(
+        settings,
+        "select payload_excerpt from dq.quarantine where reason='bad_json' and payload_bytes = 9",
+    )
+    assert excerpt == [("{not json",)]
+    bc = q(settings, "select feed, quarantined from dq.batch_counts order by feed")
+    assert bc == [("air", 3), ("unknown", 1)]
+    run_all(settings, "r2")
+    assert q(settings, "select count(*) from dq.quarantine") == [(4,)]
+
+
+def test_unreadable_landing_file_is_quarantined_not_fatal(settings: Settings) -> None:
+    write_landing(settings.home, "air", _varied("air", START, 5))
+    bad = settings.landing_dir / "air" / "local_date=2026-11-21" / "part-zzzz-broken.parquet"
+    bad.write_bytes(b"PAR1 this is not parquet")
+    run_all(settings, "r1")
+    assert q(settings, "select count(*) from core.obs_air") == [(5,)]
+    assert q(settings, "select reason, source_file from dq.quarantine") == [
+        ("landing_file_unreadable", str(bad))
+    ]
+    assert P.discover_new_files(settings)["air"] == []
+
+
+def test_history_from_warehouse_feeds_flat_line(settings: Settings) -> None:
+    rows = [
+        reading(
+            "air",
+            START + timedelta(minutes=i),
+            seq=i + 1,
+            pm25_ugm3=41.0,
+            pm10_ugm3=60.0 + i % 5,
+            no2_ugm3=20.0 + i % 4,
+            o3_ugm3=50.0 + i % 6,
+        )
+        for i in range(150)
+    ]
+    write_landing(settings.home, "air", rows[:100])
+    run_all(settings, "r1")
+    write_landing(settings.home, "air", rows[100:])
+    run_all(settings, "r2")
+    got = q(
+        settings,
+        "select min(seq), count(*) from dq.flagged_readings join core.obs_air using "
+        "(site_id, device_id, observed_at) where expectation = 'flatline_pm25_ugm3'",
+    )
+    assert got == [(120, 31)]
