@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 class Subscriber:
-    """Collects everything under city/# (QoS 1) in arrival order."""
+    """Collects what the ingest service would see: city/wushan/+/+ (QoS 1), in arrival order."""
 
     def __init__(self, url: str) -> None:
         host, port = url.removeprefix("mqtt://").split(":")
@@ -34,7 +34,7 @@ class Subscriber:
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self._ready.set()
         self.client.connect(host, int(port))
-        self.client.subscribe("city/#", qos=1)
+        self.client.subscribe("city/wushan/+/+", qos=1)
         self.client.loop_start()
         assert self._ready.wait(10), "subscription not acknowledged"
 

@@ -122,6 +122,12 @@ def test_heavy_faults_outcomes_match_the_parser(
     assert any(m.expected == "mixed" for m in heavy_day)
 
 
+def test_every_message_is_inside_the_ingest_subscription(heavy_day: list[SimMessage]) -> None:
+    for m in heavy_day:
+        parts = m.topic.split("/")
+        assert len(parts) == 4 and parts[:2] == ["city", "wushan"], m.topic
+
+
 def test_duplicates_are_exact_redeliveries(heavy_day: list[SimMessage]) -> None:
     first: dict[tuple[str, bytes], int] = {}
     for i, m in enumerate(heavy_day):
