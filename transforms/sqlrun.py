@@ -46,7 +46,9 @@ def run_file(
 ) -> None:
     """Execute every statement of ``path``, binding only the parameters each statement uses."""
     for stmt in read_statements(Path(path)):
-        used = {k: v for k, v in (params or {}).items() if f"${k}" in stmt}
+        # A "$name" in a comment is not a parameter (DuckDB would reject the extra binding).
+        code = "\n".join(ln for ln in stmt.splitlines() if not ln.lstrip().startswith("--"))
+        used = {k: v for k, v in (params or {}).items() if f"${k}" in code}
         con.execute(stmt, used or None)
 
 

@@ -49,7 +49,7 @@ def seed(insert_obs, d: date) -> None:
              "pm10_ugm3": 50.0, "so2_ugm3": 8.0, "no2_ugm3": 20.0, "co_mgm3": 0.6,
              "o3_ugm3": 60.0}
             for s in ("WS-AIR-01", "WS-AIR-02", "WS-AIR-03", "WS-AIR-04")
-            for m in range(0, 1440, 10)
+            for m in range(1440)
         ],
     )  # fmt: skip
 

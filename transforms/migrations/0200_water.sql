@@ -6,7 +6,7 @@ create table if not exists int.int_water_item_daily (
     local_date date not null,
     channel varchar not null,
     n_results integer not null,
-    sum_value double not null,
+    sum_value decimal(38, 6) not null,
     min_value double,
     max_value double,
     computed_at timestamptz not null

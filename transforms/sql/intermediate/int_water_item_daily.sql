@@ -1,5 +1,6 @@
 -- int.int_water_item_daily for the natural days $start_date..$end_date: count and sum of the
--- valid results of each channel (nulls = failed channel, not counted).
+-- valid results of each channel (nulls = failed channel, not counted). The sum is an exact
+-- decimal (results taken to 6 decimals) so period means round like the decimal numbers they are.
 delete from int.int_water_item_daily where local_date between $start_date and $end_date;
 
 insert into int.int_water_item_daily
@@ -23,7 +24,7 @@ select
     local_date,
     channel,
     count(*) as n_results,
-    sum(result_value) as sum_value,
+    sum(result_value::decimal(18, 6)) as sum_value,
     min(result_value) as min_value,
     max(result_value) as max_value,
     now() as computed_at

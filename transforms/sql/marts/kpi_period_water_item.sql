@@ -1,6 +1,29 @@
 -- kpi.kpi_period_water_item for as-of days $start_date..$end_date. Period value = arithmetic mean
 -- of the valid results from period_start to as_of_date (day, month-to-date, year-to-date),
 -- rounded to the item's decimals, then classified by GB 3838-2002 Table 1 (single factor).
+-- Exact decimal rounding, GB/T 8170 (round half to even, 四舍六入五成双), of a / b for
+-- non-negative integers.
+create or replace temp macro water_half_even_div(a, b) as
+    (a // b)
+    + case when 2 * (a % b) > b or (2 * (a % b) = b and (a // b) % 2 = 1) then 1 else 0 end;
+
+-- The mean total / n rounded to digits decimals (digits <= 6), total an exact decimal(.., 6).
+create or replace temp macro water_round_mean(total, n, digits) as
+    (case when total < 0 then -1 else 1 end)
+    * water_half_even_div(
+        abs((total * 1000000)::hugeint), n::hugeint * (10 ** (6 - digits))::hugeint
+    )::double
+    / 10 ** digits;
+
+-- Exceedance multiple value / limit - 1 to 2 decimals, exactly (value above the limit, both
+-- with at most 6 decimals).
+create or replace temp macro water_exceedance(v, lim) as
+    water_half_even_div(
+        100 * (round(v * 1000000)::hugeint - round(lim * 1000000)::hugeint),
+        round(lim * 1000000)::hugeint
+    )::double
+    / 100;
+
 delete from kpi.kpi_period_water_item where as_of_date between $start_date and $end_date;
 
 insert into kpi.kpi_period_water_item
@@ -67,7 +90,7 @@ valued as (
         l.range_lo,
         l.range_hi,
         -- Compare the mean at the precision it is reported with (float noise never flips a class).
-        round(s.sum_value / s.n_results, l.decimals::integer) as value
+        water_round_mean(s.sum_value, s.n_results, l.decimals::integer) as value
     from period_sums as s
     inner join sites as st on st.site_id = s.site_id
     inner join limits as l
@@ -120,7 +143,7 @@ unlimited as (
         s.site_id,
         coalesce(n.item_code, s.channel) as item_code,
         s.channel,
-        round(s.sum_value / s.n_results, 4) as value,
+        water_round_mean(s.sum_value, s.n_results, 4) as value,
         n.unit,
         s.n_results,
         null::smallint as item_class,
@@ -153,7 +176,7 @@ classified_out as (
         -- III, not computed for pH and DO (range / at-least items).
         case
             when c.direction = 'max' and c.item_class > 3
-                then round(c.value / c.class_iii - 1, 2)
+                then water_exceedance(c.value, c.class_iii)
         end as exceedance_multiple,
         now() as computed_at
     from classified as c
