@@ -337,3 +337,20 @@ def percentile(xs: list[float], p: float) -> float:
     if s >= len(s_xs):
         return s_xs[-1]
     return s_xs[s - 1] + (s_xs[s] - s_xs[s - 1]) * (k - s)
+
+
+def county_hourly(
+    res: Result, assessment: list[str], h: datetime
+) -> tuple[dict[str, Fraction | None], dict[str, Fraction | None]]:
+    """County hourly values: mean of the assessment stations' valid hourly (and 24h moving)
+    values, with the same station-share rule as the daily county value."""
+    need = max(1, math.ceil(STATION_SHARE * len(assessment)))
+    one: dict[str, Fraction | None] = {}
+    mov: dict[str, Fraction | None] = {}
+    for p in POLLUTANTS:
+        xs = [v for s in assessment if (v := res.hourly.get((s, h), {}).get(p)) is not None]
+        one[p] = mean6(xs) if len(xs) >= need else None
+    for p in ("pm25", "pm10", "so2"):
+        xs = [v for s in assessment if (v := moving24(res, s, h, p)) is not None]
+        mov[p] = mean6(xs) if len(xs) >= need else None
+    return one, mov
