@@ -252,6 +252,8 @@ class Generator:
         unknown = set(self.feeds) - set(FEEDS)
         if unknown:
             raise ValueError(f"unknown feeds {sorted(unknown)}")
+        if days < 1:
+            raise ValueError(f"days must be at least 1, got {days}")
         self.max_payload_bytes = max_payload_bytes
         self.city = catalogue.city_id
         self.tz = ZoneInfo(catalogue.timezone)
@@ -946,7 +948,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="publish realistic sensor readings (with faults) for the contract v1 feeds",
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
-    p.add_argument("--start", type=date.fromisoformat, help="first local day (default: yesterday)")
+    p.add_argument(
+        "--start",
+        type=date.fromisoformat,
+        help="first local day (default: yesterday; today with --realtime)",
+    )
     p.add_argument("--days", type=int, default=1, help="number of local days (default 1)")
     p.add_argument("--feeds", default=",".join(FEEDS), help="comma-separated feeds (default all)")
     p.add_argument("--seed", type=int, default=42)
@@ -975,7 +981,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     catalogue = load_catalogue(settings.reference_dir, settings.city)
     tz = ZoneInfo(settings.timezone)
-    start = args.start or (datetime.now(tz).date() - timedelta(days=1))
+    # Default: yesterday (all in the past, sent flat out), or today when following the clock.
+    start = args.start or (datetime.now(tz).date() - timedelta(days=0 if args.realtime else 1))
     feeds = [f.strip() for f in args.feeds.split(",") if f.strip()]
     try:
         faults = Faults.preset(args.faults).with_overrides(args.fault)
