@@ -76,39 +76,48 @@ class _Item:
 
 
 class _RecordQueue:
-    """FIFO bounded by the number of records it holds (a batch message weighs its readings)."""
+    """FIFO bounded by the number of records it holds (a batch message weighs its readings).
+
+    Wake-ups are rare on purpose: the consumer is woken only when the queue turns non-empty and
+    producers only when they wait for room; a wake-up per message costs more than the message.
+    """
 
     def __init__(self, max_records: int) -> None:
         self.max_records = max_records
         self._items: deque[_Item | None] = deque()
         self._records = 0
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._not_empty = threading.Condition(self._lock)
+        self._not_full = threading.Condition(self._lock)
+        self._producers_waiting = 0
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, item: _Item | None, give_up: threading.Event) -> bool:
+    def put(self, item: _Item, give_up: threading.Event) -> bool:
         """Block while full; return False (item not queued) once ``give_up`` is set."""
-        with self._cond:
+        with self._lock:
             while self._records >= self.max_records and self._items:
                 if give_up.is_set():
                     return False
-                self._cond.wait(0.1)
+                self._producers_waiting += 1
+                self._not_full.wait(0.1)
+                self._producers_waiting -= 1
             self._items.append(item)
-            if item is not None:
-                self._records += item.weight
-            self._cond.notify_all()
+            self._records += item.weight
+            if len(self._items) == 1:
+                self._not_empty.notify()
             return True
 
     def put_sentinel(self) -> None:
-        with self._cond:
+        with self._lock:
             self._items.append(None)
-            self._cond.notify_all()
+            self._not_empty.notify()
 
     def get_many(self, timeout: float, max_items: int) -> list[_Item | None]:
-        with self._cond:
-            if not self._items:
-                self._cond.wait(timeout)
+        with self._lock:
+            if not self._items and timeout > 0:
+                self._not_empty.wait(timeout)
             out: list[_Item | None] = []
             while self._items and len(out) < max_items:
                 item = self._items.popleft()
@@ -116,8 +125,8 @@ class _RecordQueue:
                 if item is None:
                     break
                 self._records -= item.weight
-            if out:
-                self._cond.notify_all()
+            if out and self._producers_waiting:
+                self._not_full.notify_all()
             return out
 
 
@@ -199,6 +208,8 @@ class IngestService:
         server = None
         if self.metrics_port is not None:
             server = MetricsServer(self.metrics, self.metrics_port, self.metrics_host).start()
+        # First Arrow conversion imports pandas (~2 s): do it before messages wait on it.
+        landing_table("air", [])
         writer = threading.Thread(target=self._writer_loop, name="ingest-writer", daemon=True)
         writer.start()
         v5 = self.protocol in ("auto", "5")
@@ -400,7 +411,12 @@ class IngestService:
         done = False
         while not done:
             timeout = max(0.0, oldest + self.flush_max_age_s - time.monotonic()) if pending else 0.5
-            for item in self._queue.get_many(timeout, max_items=4096):
+            if pending:
+                # Let a batch accumulate instead of waking for every message (and taking the GIL
+                # from the network thread that is receiving them).
+                time.sleep(min(timeout, 0.02))
+                timeout = 0.0
+            for item in self._queue.get_many(timeout, max_items=1 << 16):
                 if item is None:
                     done = True
                     break
