@@ -1,0 +1,247 @@
+"""The GB 3095 validity rules, the day cut, and the HJ 633 special rules, one at a time."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import duckdb
+import pytest
+from air_helpers import AS_OF, ASSESSMENT, hourly_constant, insert_readings, local
+from air_reference_impl import Reading
+
+from transforms.air import compute_air_range
+
+ZERO = {"pm25": 10.0, "pm10": 20.0, "so2": 5.0, "no2": 10.0, "co": 0.4, "o3": 50.0}
+
+
+def _minutes(site: str, start: datetime, minutes: list[int], value: float) -> list[Reading]:
+    return [Reading(site, start + timedelta(minutes=m), 60, {"pm25": value}) for m in minutes]
+
+
+@pytest.mark.parametrize("session_tz", ["UTC", "America/New_York", "Asia/Kolkata"])
+def test_day_cut_2359_59_and_0000_00(mem: duckdb.DuckDBPyConnection, session_tz: str) -> None:
+    """23:59:59 China time belongs to the hour stamped D+1 00:00 (day D); 00:00:00 to the hour
+    stamped D+1 01:00 (day D+1): whatever the session time zone."""
+    site = "WS-AIR-01"
+    rs = _minutes(site, local(2026, 6, 10, 23), list(range(15, 59)), 10.0)  # 44 minutes
+    rs.append(Reading(site, local(2026, 6, 10, 23, 59, 59), 60, {"pm25": 100.0}))
+    rs.append(Reading(site, local(2026, 6, 11, 0, 0, 0), 60, {"pm25": 200.0}))
+    rs += _minutes(site, local(2026, 6, 11, 0), list(range(1, 45)), 10.0)  # 44 more minutes
+    insert_readings(mem, rs)
+    mem.execute(f"set TimeZone = '{session_tz}'")  # fixed whitelist of the parametrization
+    compute_air_range(mem, date(2026, 6, 10), date(2026, 6, 11), as_of=AS_OF)
+    got = dict(
+        (h, (d, v, m))
+        for h, d, v, m in mem.execute(
+            "select hour_end_local, local_date, pm25_ugm3, minutes_pm25 from int.air_hourly_station"
+            " where site_id = ? and minutes_pm25 > 0",
+            [site],
+        ).fetchall()
+    )
+    assert got == {
+        datetime(2026, 6, 11, 0): (date(2026, 6, 10), Decimal("12.000000"), 45),
+        datetime(2026, 6, 11, 1): (date(2026, 6, 11), Decimal("14.222222"), 45),
+    }
+    # the instant stored is the China-time hour end
+    h = mem.execute(
+        "select epoch(hour_end) from int.air_hourly_station"
+        " where site_id = ? and hour_end_local = ?",
+        [site, datetime(2026, 6, 11, 0)],
+    ).fetchone()
+    assert h == (datetime(2026, 6, 10, 16, tzinfo=UTC).timestamp(),)  # 00:00 CST = 16:00 UTC
+
+
+def test_45_minute_rule_counts_distinct_minutes(mem: duckdb.DuckDBPyConnection) -> None:
+    site = "WS-AIR-02"
+    rs = _minutes(site, local(2026, 6, 10, 8), list(range(44)), 30.0)  # 44 minutes: invalid
+    rs += _minutes(site, local(2026, 6, 10, 9), list(range(45)), 30.0)  # 45 minutes: valid
+    insert_readings(mem, rs)
+    # a second device in the same 44 minutes adds readings but no minute
+    mem.execute(
+        "insert into core.obs_air select * replace ('DEV-2' as device_id, 40.0 as pm25_ugm3)"
+        " from core.obs_air where site_id = ? and observed_at < ?",
+        [site, local(2026, 6, 10, 9)],
+    )
+    compute_air_range(mem, date(2026, 6, 10), date(2026, 6, 10), as_of=AS_OF)
+    got = dict(
+        mem.execute(
+            "select hour(hour_end_local), pm25_ugm3 from int.air_hourly_station"
+            " where site_id = ? and hour(hour_end_local) in (9, 10)",
+            [site],
+        ).fetchall()
+    )
+    assert got == {9: None, 10: Decimal("30.000000")}
+    minutes, readings = mem.execute(
+        "select minutes_pm25, count_readings from int.air_hourly_station"
+        " where site_id = ? and hour(hour_end_local) = 9",
+        [site],
+    ).fetchone()  # type: ignore[misc]
+    assert (minutes, readings) == (44, 88)
+
+
+def test_20_hour_rule(mem: duckdb.DuckDBPyConnection) -> None:
+    # WS-AIR-01 has 19 valid hours on the day, WS-AIR-02 has 20
+    insert_readings(mem, hourly_constant("WS-AIR-01", local(2026, 6, 10, 1), 19, ZERO))
+    insert_readings(mem, hourly_constant("WS-AIR-02", local(2026, 6, 10, 1), 20, ZERO))
+    compute_air_range(mem, date(2026, 6, 10), date(2026, 6, 10), as_of=AS_OF)
+    got = dict(
+        mem.execute(
+            "select site_id, pm25_ugm3 from int.air_daily_station"
+            " where site_id in ('WS-AIR-01', 'WS-AIR-02')"
+        ).fetchall()
+    )
+    assert got == {"WS-AIR-01": None, "WS-AIR-02": Decimal("10.000000")}
+
+
+def test_6_of_8_rule_and_8h_mean(mem: duckdb.DuckDBPyConnection) -> None:
+    site = "WS-AIR-01"
+    # O3 hourly values stamped 01:00 .. 08:00 = 10, 20, ..., 80; the hours stamped 02:00 and
+    # 03:00 are missing
+    rs = [
+        Reading(site, local(2026, 6, 10, h), 3600, {"o3": 10.0 * h})
+        for h in range(1, 9)
+        if h not in (2, 3)
+    ]
+    insert_readings(mem, rs)
+    compute_air_range(mem, date(2026, 6, 10), date(2026, 6, 10), as_of=AS_OF)
+    got = dict(
+        mem.execute(
+            "select hour(hour_end_local), o3_8h_ugm3 from int.air_moving_station"
+            " where site_id = ? and hour(hour_end_local) between 6 and 9",
+            [site],
+        ).fetchall()
+    )
+    # ending 06:00: 01, 04, 05, 06 = 4 values; 07:00: 5 values; 08:00: 6 values -> valid
+    assert got[6] is None and got[7] is None
+    assert got[8] == Decimal("51.666667")  # (10+40+50+60+70+80) / 6, half-even at 1e-6
+    assert got[9] is None  # 04..08 = 5 values
+
+
+def test_o3_daily_max_8h_windows_end_within_the_day(mem: duckdb.DuckDBPyConnection) -> None:
+    """standards.md: the day's 8h means end at D 01:00 .. D+1 00:00 (the first ones reach into
+    D-1). A high O3 evening on D-1 raises D's first windows; D+1's early hours never count."""
+    site = "WS-AIR-01"
+    d = date(2026, 6, 10)
+    rs = []
+    for i in range(24 * 3):  # hours stamped D-1 01:00 .. D+2 00:00
+        end = local(2026, 6, 9, 1) + timedelta(hours=i)
+        o3 = 50.0
+        if local(2026, 6, 9, 18) <= end <= local(2026, 6, 10, 0):
+            o3 = 250.0  # D-1 evening
+        if local(2026, 6, 11, 1) <= end <= local(2026, 6, 11, 8):
+            o3 = 400.0  # D+1 morning
+        rs.append(Reading(site, end, 3600, {"o3": o3}))
+    insert_readings(mem, rs)
+    compute_air_range(mem, d, d, as_of=AS_OF)
+    o3_8h, o3_1h, windows = mem.execute(
+        "select o3_8h_max_ugm3, o3_1h_max_ugm3, count_o3_8h_windows from int.air_daily_station"
+        " where site_id = ? and local_date = ?",
+        [site, d],
+    ).fetchone()  # type: ignore[misc]
+    # window ending D 01:00 = hours D-1 18:00 .. D 01:00: 7 x 250 + 50 -> 225
+    assert o3_8h == Decimal("225.000000")
+    assert o3_1h == Decimal("50.000000")
+    assert windows == 24
+
+
+def _county_day(values: dict[str, float | None], d: date) -> list[Reading]:
+    rs = []
+    for site in ASSESSMENT:
+        vals = {k: v for k, v in values.items() if v is not None}
+        rs += hourly_constant(site, local(d.year, d.month, d.day) - timedelta(hours=23), 48, vals)
+    return rs
+
+
+@pytest.mark.parametrize(
+    ("d", "o3", "iaqi_o3_8h"),
+    [
+        # 2012: O3 8h 900 > 800 -> the O3 1h IAQI: 1h 900 -> 300 + 100 x 100 / 200 = 350
+        (date(2025, 6, 10), 900.0, 350),
+        # 2026: O3 8h > 800 -> 300
+        (date(2026, 6, 10), 900.0, 300),
+    ],
+)
+def test_o3_8h_above_800(
+    mem: duckdb.DuckDBPyConnection, d: date, o3: float, iaqi_o3_8h: int
+) -> None:
+    insert_readings(mem, _county_day(ZERO | {"o3": o3}, d))
+    compute_air_range(mem, d, d, as_of=AS_OF)
+    row = mem.execute(
+        "select iaqi_o3_8h, aqi, primary_pollutants from kpi.kpi_daily_air where local_date = ?",
+        [d],
+    ).fetchone()
+    assert row is not None and row[0] == iaqi_o3_8h and row[1] == iaqi_o3_8h
+
+
+@pytest.mark.parametrize(
+    ("d", "want"),
+    [
+        # 2012: SO2 1h > 800 -> IAQI of the SO2 24h (moving) mean 900: 200 + 100 x 100/800 -> 213
+        (date(2025, 6, 10), 213),
+        # 2026: SO2 1h > 800 -> 200
+        (date(2026, 6, 10), 200),
+    ],
+)
+def test_so2_1h_above_800_hourly(mem: duckdb.DuckDBPyConnection, d: date, want: int) -> None:
+    insert_readings(mem, _county_day(ZERO | {"so2": 900.0}, d))
+    compute_air_range(mem, d, d, as_of=AS_OF)
+    got = mem.execute(
+        "select distinct iaqi from int.air_iaqi where grain = 'hour' and scope = 'county'"
+        " and input = 'so2_1h' and local_date = ?",
+        [d],
+    ).fetchall()
+    assert got == [(want,)]
+    aqi, primary = mem.execute(
+        "select aqi, primary_pollutants from kpi.kpi_hourly_air where scope = 'county'"
+        " and hour_end_local = ?",
+        [datetime(d.year, d.month, d.day, 12)],
+    ).fetchone()  # type: ignore[misc]
+    assert (aqi, primary) == (want, "SO2")
+
+
+@pytest.mark.parametrize(
+    ("d", "pm25", "want_aqi", "valid", "excluded"),
+    [
+        (date(2025, 6, 10), 200.0, None, False, True),  # 2012: NA whatever the others say
+        (date(2026, 6, 10), 200.0, 250, True, False),  # 2026: > 100 from the others: published
+        (date(2026, 6, 12), 30.0, None, False, True),  # 2026: <= 100: NA, excluded day
+    ],
+)
+def test_missing_pollutant_rule(
+    mem: duckdb.DuckDBPyConnection,
+    d: date,
+    pm25: float,
+    want_aqi: int | None,
+    valid: bool,
+    excluded: bool,
+) -> None:
+    insert_readings(mem, _county_day(ZERO | {"pm25": pm25, "co": None}, d))  # no CO at all
+    compute_air_range(mem, d, d, as_of=AS_OF)
+    row = mem.execute(
+        "select aqi, is_valid_day, excluded_missing_pollutant, category_zh, is_good_day,"
+        " aqi_available_max from kpi.kpi_daily_air where local_date = ?",
+        [d],
+    ).fetchone()
+    assert row is not None
+    assert row[:3] == (want_aqi, valid, excluded)
+    assert (row[3] is None) == (want_aqi is None)
+    assert row[4] is False or want_aqi is not None
+    assert row[5] is not None
+
+
+def test_county_needs_three_of_four_stations(mem: duckdb.DuckDBPyConnection) -> None:
+    d = date(2026, 6, 10)
+    rs = []
+    for site, pm in zip(ASSESSMENT[:3], (10.0, 20.0, 33.0), strict=True):
+        rs += hourly_constant(site, local(2026, 6, 9, 1), 48, ZERO | {"pm25": pm})
+    insert_readings(mem, rs)
+    compute_air_range(mem, d, d, as_of=AS_OF)
+    assert mem.execute(
+        "select pm25_ugm3 from kpi.kpi_daily_air where local_date = ?", [d]
+    ).fetchone() == (21.0,)
+    mem.execute("delete from core.obs_air where site_id = ?", [ASSESSMENT[2]])
+    compute_air_range(mem, d, d, as_of=AS_OF)
+    assert mem.execute(
+        "select pm25_ugm3, aqi, is_valid_day from kpi.kpi_daily_air where local_date = ?", [d]
+    ).fetchone() == (None, None, False)
