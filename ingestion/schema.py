@@ -94,6 +94,7 @@ QUARANTINE_SCHEMA = pa.schema(
         # (so a large batch with many bad readings is not stored many times).
         pa.field("payload", pa.binary(), nullable=False),
         pa.field("payload_bytes", pa.int64(), nullable=False),
+        # Local day (Asia/Shanghai) of received_at; also the partition directory.
         pa.field("received_date", pa.date32(), nullable=False),
     ]
 )
