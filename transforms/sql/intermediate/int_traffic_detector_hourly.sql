@@ -1,7 +1,8 @@
 -- int.int_traffic_detector_hourly for $start_date..$end_date. A reading belongs to the local hour
 -- containing its observed_at. Lanes are aggregated: volume summed, speed = volume-weighted
 -- harmonic mean of the lane/interval mean speeds (space-mean speed, the one travel times follow),
--- rounded to 0.01 km/h before the congestion level and TTI are derived from it.
+-- rounded to 0.01 km/h before the congestion level and TTI are derived from it. Sums run in
+-- decimal so a recomputation gives the very same numbers (no float summation-order noise).
 delete from int.int_traffic_detector_hourly where local_date between $start_date and $end_date;
 
 insert into int.int_traffic_detector_hourly
@@ -45,10 +46,15 @@ hourly as (
         hour_start,
         count(*)::integer as n_rows,
         coalesce(sum(volume_veh), 0) as volume_veh,
-        sum(volume_veh) filter (where volume_veh > 0 and speed_kmh > 0) as speed_volume,
-        sum(volume_veh / speed_kmh) filter (where volume_veh > 0 and speed_kmh > 0)
-            as vehicle_hours_per_km,
-        avg(occupancy_pct) as occupancy_pct
+        sum(volume_veh::decimal(18, 4)) filter (where volume_veh > 0 and speed_kmh > 0)
+            as speed_volume,
+        sum(
+            case
+                when volume_veh > 0 and speed_kmh > 0
+                    then (volume_veh / speed_kmh)::decimal(38, 12)
+            end
+        ) as vehicle_hours_per_km,
+        avg(occupancy_pct::decimal(18, 4)) as occupancy_pct
     from obs
     group by site_id, local_date, hour_start
 ),
@@ -62,7 +68,7 @@ speeds as (
         d.segment_length_km,
         d.free_flow_kmh,
         (d.lanes * d.n_devices * 3600 // d.period_s)::integer as expected_rows,
-        round(h.speed_volume / h.vehicle_hours_per_km, 2) as speed_kmh
+        round(h.speed_volume::double / h.vehicle_hours_per_km::double, 2) as speed_kmh
     from hourly as h
     inner join detectors as d on d.site_id = h.site_id
 )

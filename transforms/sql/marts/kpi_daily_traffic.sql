@@ -72,14 +72,15 @@ hour_scoped as (
     select
         local_date,
         scope,
-        round(avg(tpi) filter (where peak_period is not null), 2) as peak_tpi,
-        round(avg(tpi) filter (where peak_period = 'am'), 2) as am_peak_tpi,
-        round(avg(tpi) filter (where peak_period = 'pm'), 2) as pm_peak_tpi,
-        round(avg(tpi), 2) as day_mean_tpi,
+        -- means of 2-decimal TPIs summed exactly (a recomputation never flips a last digit)
+        round(avg(tpi::decimal(18, 2)) filter (where peak_period is not null), 2) as peak_tpi,
+        round(avg(tpi::decimal(18, 2)) filter (where peak_period = 'am'), 2) as am_peak_tpi,
+        round(avg(tpi::decimal(18, 2)) filter (where peak_period = 'pm'), 2) as pm_peak_tpi,
+        round(avg(tpi::decimal(18, 2)), 2) as day_mean_tpi,
         max(tpi) as max_hour_tpi,
         count(*) filter (where tpi_level_no >= 4)::integer as hours_moderate_or_heavy,
         sum(volume_veh) as volume_veh,
-        sum(vkt) as vkt
+        sum(vkt::decimal(38, 4))::double as vkt
     from hours
     group by local_date, scope
 )

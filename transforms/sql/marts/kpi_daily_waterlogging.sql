@@ -41,7 +41,7 @@ point_events as (
         count(*) filter (where status = 'ongoing') as n_ongoing,
         count(*) filter (where max_level_no >= 2) as n_closure_events,
         count(*) filter (where max_level_no >= 3) as n_danger_events,
-        sum(duration_min) / 60 as waterlogged_hours,
+        sum(duration_min::decimal(18, 2)) / 60 as waterlogged_hours,
         max(max_level_no) as max_level_no
     from events
     group by site_id, local_date
@@ -78,7 +78,7 @@ rolled as (
         sum(n_ongoing)::integer as n_ongoing,
         sum(n_closure_events)::integer as n_closure_events,
         sum(n_danger_events)::integer as n_danger_events,
-        round(sum(waterlogged_hours), 2) as waterlogged_hours,
+        round(sum(waterlogged_hours::decimal(18, 6)), 2)::double as waterlogged_hours,
         max(max_depth_cm) as max_depth_cm,
         max(max_level_no) as max_level_no,
         round(least(100.0, 100.0 * sum(n_valid) / sum(expected_readings)), 1) as coverage_pct

@@ -42,10 +42,12 @@ scoped as (
         end as scope,
         count(*)::integer as n_detectors,
         sum(volume_veh) as volume_veh,
-        sum(vkt) as vkt,
+        sum(vkt::decimal(38, 4))::double as vkt,
+        -- exact decimal sums: the same data always gives the same TTI
         round(
-            sum(tti * vkt) filter (where tti is not null and vkt > 0)
-            / sum(vkt) filter (where tti is not null and vkt > 0),
+            sum(tti::decimal(18, 4) * vkt::decimal(18, 4))
+                filter (where tti is not null and vkt > 0)::double
+            / sum(vkt::decimal(18, 4)) filter (where tti is not null and vkt > 0)::double,
             4
         ) as tti
     from detector_hours
