@@ -80,6 +80,26 @@ def _no_spike(
     return ~spike
 
 
+def _floats(col: pa.ChunkedArray) -> np.ndarray:
+    return pc.fill_null(pc.cast(col, pa.float64()), np.nan).to_numpy(zero_copy_only=False)
+
+
+def _group_codes(table: pa.Table, keys: list[str]) -> np.ndarray:
+    """One int64 per series (site, device[, lane]) from dictionary codes: no Python strings."""
+    code = np.zeros(table.num_rows, dtype=np.int64)
+    for k in keys:
+        col = table[k].combine_chunks()
+        if pa.types.is_integer(col.type):
+            idx = pc.fill_null(col, -1).to_numpy(zero_copy_only=False).astype(np.int64) + 1
+            size = int(idx.max()) + 1 if len(idx) else 1
+        else:
+            enc = pc.dictionary_encode(pc.fill_null(col, ""))
+            idx = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+            size = len(enc.dictionary)
+        code = code * max(size, 1) + idx
+    return code
+
+
 def windowed_columns(
     feed: str, batch: pa.Table, history: pa.Table | None, rules: FeedRules
 ) -> dict[str, np.ndarray]:
@@ -100,10 +120,9 @@ def windowed_columns(
         both = pa.concat_tables([h, b])
     else:
         both = b
-    frame = both.to_pandas()
-    group = frame.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
+    group = _group_codes(both, keys)
     ts = pc.cast(both["observed_at"], pa.int64()).to_numpy(zero_copy_only=False)
-    row_id = frame["row_id"].to_numpy()
+    row_id = both["row_id"].to_numpy(zero_copy_only=False)
     is_batch = row_id >= 0
     # Sort by series and time; for equal keys history first, so it can be dropped below.
     order = np.lexsort((is_batch, ts, group))
@@ -115,7 +134,7 @@ def windowed_columns(
     out_pos = rid[isb]  # batch rows, in sorted order -> their row_id
     result: dict[str, np.ndarray] = {}
     for col in cols:
-        v = frame[col].to_numpy(dtype=np.float64, na_value=np.nan)[order][keep]
+        v = _floats(both[col])[order][keep]
         flat = rules.rule("flatline").get(col)
         if flat:
             run = _run_lengths(g, v, bool(flat.get("ignore_zero", 0.0)))
