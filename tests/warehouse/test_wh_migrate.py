@@ -30,7 +30,7 @@ def test_every_table_comment_starts_one_row_per(settings: Settings) -> None:
             "select schema_name, table_name, comment from duckdb_tables() "
             "where schema_name in ('staging', 'core', 'dq', 'meta')"
         ).fetchall()
-    assert len(rows) >= 15
+    assert len(rows) >= 13
     for schema, table, comment in rows:
         assert (comment or "").startswith("one row per"), f"{schema}.{table}: {comment!r}"
 

@@ -63,7 +63,6 @@ def counts(settings: Settings) -> dict[str, int]:
         "dq.quarantine",
         "meta.load_ledger",
         "dq.validation_runs",
-        "staging.obs_air",
     ]
     return {t: q(settings, f"select count(*) from {t}")[0][0] for t in tables}
 
@@ -100,7 +99,6 @@ def test_load_flags_and_is_valid_agree(settings: Settings) -> None:
         "select feed, rows_read, accepted_valid, flagged from dq.batch_counts order by feed",
     )
     assert bc == [("air", 120, 118, 2), ("traffic", 40, 40, 0)]
-    assert counts(settings)["staging.obs_air"] == 0
 
 
 def test_rerun_loads_nothing_twice(settings: Settings) -> None:

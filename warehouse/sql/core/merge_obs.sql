@@ -3,6 +3,7 @@
 -- source_sha256; one row per key, files already checked against the ledger) and batch_flags
 -- (row_id, expectation, column_name, observed_value, observed_text from GX).
 -- Runs inside the caller's transaction: all of it commits or none of it.
+-- Staging is the temp table staged (see 0006_staging_in_memory.sql).
 
 -- every failure of a reading, device flags split into one token each
 create or replace temp table batch_flag_rows as
@@ -39,9 +40,9 @@ select * from flags_from_gx
 union all
 select * from device_flags;
 
-delete from staging.obs_{{feed}};
-
-insert into staging.obs_{{feed}} by name
+-- the staged batch: core's columns plus the validation outcome, in a connection-temporary
+-- table (in memory: staging in a file table would cost a second full write of the batch)
+create or replace temp table staged as
 with failed as (
     select
         site_id,
@@ -81,7 +82,7 @@ select
         when e.received_at > s.received_at then 'stale'
         else 'revision'
     end as action
-from staging.obs_{{feed}} as s
+from staged as s
 left join existing as e using (site_id, device_id, observed_at);
 
 delete from core.obs_{{feed}} as c
@@ -103,7 +104,7 @@ where
 
 insert into core.obs_{{feed}} by name
 select s.*
-from staging.obs_{{feed}} as s
+from staged as s
 semi join merge_plan as p
     on
         s.site_id = p.site_id
@@ -133,4 +134,4 @@ semi join merge_plan as p
         and f.observed_at = p.observed_at
         and p.action in ('new', 'revision');
 
-delete from staging.obs_{{feed}};
+drop table staged;
