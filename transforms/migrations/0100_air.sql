@@ -3,6 +3,8 @@
 -- unit so that the later rounding and IAQI steps are exact (docs/kpis_air.md, "Exact arithmetic").
 -- Hours are stamped with their END (GB 3095); local_date is the China-time natural day the hour
 -- belongs to (the hour stamped D+1 00:00 belongs to day D).
+-- The large hourly int tables carry no primary key (index upkeep doubled the load time); their
+-- models are the only writers and delete the whole day range before inserting it.
 
 create table if not exists int.air_rule_sets (
     rule_set varchar primary key,
@@ -47,8 +49,7 @@ create table if not exists int.air_hourly_station (
     minutes_no2 smallint not null,
     minutes_co smallint not null,
     minutes_o3 smallint not null,
-    count_readings integer not null,
-    primary key (site_id, hour_end)
+    count_readings integer not null
 );
 comment on table int.air_hourly_station is 'one row per (air site, hour_end) for every hour of the computed days (complete grid, nulls where no valid value): hourly mean per pollutant of the valid readings, null unless >= min_minutes_per_hour minutes were sampled (GB 3095 Table 4)';
 
@@ -66,8 +67,7 @@ create table if not exists int.air_moving_station (
     pm10_24h_ugm3 decimal(18, 6),
     count_hours_pm10_24h smallint not null,
     so2_24h_ugm3 decimal(18, 6),
-    count_hours_so2_24h smallint not null,
-    primary key (site_id, hour_end)
+    count_hours_so2_24h smallint not null
 );
 comment on table int.air_moving_station is 'one row per (air site, hour_end): O3 8-hour moving mean of the 8 hourly values ending at hour_end (>= 6 valid) and 24-hour moving means of PM2.5, PM10, SO2 (>= 20 valid, for the 2012 real-time AQI)';
 
@@ -154,8 +154,7 @@ create table if not exists int.air_iaqi (
     concentration decimal(18, 6),
     concentration_used decimal(18, 6),
     is_above_top boolean,
-    iaqi integer,
-    primary key (grain, scope, period_end_local, input)
+    iaqi integer
 );
 comment on table int.air_iaqi is 'one row per (grain day|hour, scope county|site_id, period_end_local, AQI input of the rule set): the concentration, the value used (rounded per the rule set) and its IAQI (exact, rounded up)';
 
@@ -183,8 +182,7 @@ create table if not exists int.air_aqi (
     iaqi_co integer,
     iaqi_o3_1h integer,
     iaqi_o3_8h integer,
-    iaqi_pm25 integer,
-    primary key (grain, scope, period_end_local)
+    iaqi_pm25 integer
 );
 comment on table int.air_aqi is 'one row per (grain, scope, period_end_local): AQI = max IAQI of the counted indicators, null when not published (missing-pollutant rule), category, primary pollutant(s) (ties all, none when AQI <= 50)';
 

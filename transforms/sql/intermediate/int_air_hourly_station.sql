@@ -3,7 +3,8 @@
 -- Time convention (docs/kpis_air.md): a sub-hourly reading belongs to the hour [h, h+1) that
 -- contains its observed_at in China time and is stamped h+1; an hourly reading (period_s >= 3600,
 -- observed_at = end of its hour) is taken as it comes, stamped with its own end. Minutes sampled
--- = distinct minutes with a valid value (a reading of period p covers p/60 minutes).
+-- = distinct minutes with a valid value, times p/60 for readings of period p (5-minute data:
+-- 9 readings = 45 minutes; an hourly reading = 60 minutes).
 delete from int.air_hourly_station where local_date between $start_date - 1 and $end_date;
 
 insert into int.air_hourly_station
@@ -32,58 +33,63 @@ rule_sets as (
     select rule_set, applies_from, min_minutes_per_hour from int.air_rule_sets
 ),
 
+local_obs as (
+    select
+        site_id,
+        period_s,
+        pm25, pm10, so2, no2, co, o3,
+        timezone($tz, observed_at) as observed_local
+    from obs
+),
+
 stamped as (
     select
         site_id,
         period_s,
         pm25, pm10, so2, no2, co, o3,
-        date_trunc('minute', timezone($tz, observed_at)) as minute_local,
         case
             when period_s >= 3600
-                then date_trunc('hour', timezone($tz, observed_at) - interval 1 microsecond)
-                + interval 1 hour
-            else date_trunc('hour', timezone($tz, observed_at)) + interval 1 hour
-        end as hour_end_local
-    from obs
-),
-
--- one row per (site, hour, minute): several devices of a site may share a minute
-per_minute as (
-    select
-        site_id,
-        hour_end_local,
-        minute_local,
-        least(max(period_s), 3600) // 60 as minutes_covered,
-        count(*) as n_readings,
-        sum(pm25) as s_pm25, count(pm25) as n_pm25,
-        sum(pm10) as s_pm10, count(pm10) as n_pm10,
-        sum(so2) as s_so2, count(so2) as n_so2,
-        sum(no2) as s_no2, count(no2) as n_no2,
-        sum(co) as s_co, count(co) as n_co,
-        sum(o3) as s_o3, count(o3) as n_o3
-    from stamped
-    group by site_id, hour_end_local, minute_local
+                then date_trunc('hour', observed_local - interval 1 microsecond) + interval 1 hour
+            else date_trunc('hour', observed_local) + interval 1 hour
+        end as hour_end_local,
+        -- one bit per minute of the hour: the distinct minutes with a value, whatever the
+        -- number of devices or readings in that minute
+        (1::ubigint << minute(observed_local)::integer) as minute_bit
+    from local_obs
 ),
 
 per_hour as (
     select
         site_id,
         hour_end_local,
-        sum(s_pm25) as s_pm25, sum(n_pm25) as n_pm25,
-        least(60, coalesce(sum(minutes_covered) filter (where n_pm25 > 0), 0)) as m_pm25,
-        sum(s_pm10) as s_pm10, sum(n_pm10) as n_pm10,
-        least(60, coalesce(sum(minutes_covered) filter (where n_pm10 > 0), 0)) as m_pm10,
-        sum(s_so2) as s_so2, sum(n_so2) as n_so2,
-        least(60, coalesce(sum(minutes_covered) filter (where n_so2 > 0), 0)) as m_so2,
-        sum(s_no2) as s_no2, sum(n_no2) as n_no2,
-        least(60, coalesce(sum(minutes_covered) filter (where n_no2 > 0), 0)) as m_no2,
-        sum(s_co) as s_co, sum(n_co) as n_co,
-        least(60, coalesce(sum(minutes_covered) filter (where n_co > 0), 0)) as m_co,
-        sum(s_o3) as s_o3, sum(n_o3) as n_o3,
-        least(60, coalesce(sum(minutes_covered) filter (where n_o3 > 0), 0)) as m_o3,
-        sum(n_readings) as count_readings
-    from per_minute
+        least(max(period_s), 3600) // 60 as minutes_per_reading,
+        sum(pm25) as s_pm25, count(pm25) as n_pm25,
+        bit_count(coalesce(bit_or(minute_bit) filter (where pm25 is not null), 0)) as b_pm25,
+        sum(pm10) as s_pm10, count(pm10) as n_pm10,
+        bit_count(coalesce(bit_or(minute_bit) filter (where pm10 is not null), 0)) as b_pm10,
+        sum(so2) as s_so2, count(so2) as n_so2,
+        bit_count(coalesce(bit_or(minute_bit) filter (where so2 is not null), 0)) as b_so2,
+        sum(no2) as s_no2, count(no2) as n_no2,
+        bit_count(coalesce(bit_or(minute_bit) filter (where no2 is not null), 0)) as b_no2,
+        sum(co) as s_co, count(co) as n_co,
+        bit_count(coalesce(bit_or(minute_bit) filter (where co is not null), 0)) as b_co,
+        sum(o3) as s_o3, count(o3) as n_o3,
+        bit_count(coalesce(bit_or(minute_bit) filter (where o3 is not null), 0)) as b_o3,
+        count(*) as count_readings
+    from stamped
     group by site_id, hour_end_local
+),
+
+per_hour_minutes as (
+    select
+        *,
+        least(60, b_pm25 * minutes_per_reading) as m_pm25,
+        least(60, b_pm10 * minutes_per_reading) as m_pm10,
+        least(60, b_so2 * minutes_per_reading) as m_so2,
+        least(60, b_no2 * minutes_per_reading) as m_no2,
+        least(60, b_co * minutes_per_reading) as m_co,
+        least(60, b_o3 * minutes_per_reading) as m_o3
+    from per_hour
 ),
 
 hours as (
@@ -131,5 +137,5 @@ select
     coalesce(p.m_o3, 0),
     coalesce(p.count_readings, 0)
 from grid_rules as g
-left join per_hour as p
+left join per_hour_minutes as p
     on g.site_id = p.site_id and g.hour_end_local = p.hour_end_local;

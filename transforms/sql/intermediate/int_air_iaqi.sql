@@ -65,14 +65,9 @@ breakpoints as (
         iaqi_lo::integer as iaqi_lo,
         iaqi_hi::integer as iaqi_hi,
         bp_lo::decimal(18, 6) as bp_lo,
-        bp_hi::decimal(18, 6) as bp_hi
+        bp_hi::decimal(18, 6) as bp_hi,
+        max(bp_hi::decimal(18, 6)) over (partition by rule_set, pollutant, averaging) as bp_top
     from ref.aqi_breakpoints
-),
-
-tops as (
-    select rule_set, pollutant, averaging, max(bp_hi) as bp_top
-    from breakpoints
-    group by rule_set, pollutant, averaging
 ),
 
 long_values as (
@@ -118,21 +113,21 @@ used as (
     inner join int.air_rule_sets as r on v.rule_set = r.rule_set
 ),
 
+-- the segment whose lower breakpoint is the highest one <= the value (on a breakpoint both
+-- neighbouring segments give that breakpoint's IAQI exactly)
 direct as (
     select
         u.*,
-        u.concentration_used > t.bp_top as is_above_top,
-        (
-            select min(air_iaqi_segment(u.concentration_used, b.bp_lo, b.bp_hi, b.iaqi_lo, b.iaqi_hi))
-            from breakpoints as b
-            where
-                b.rule_set = u.rule_set and b.pollutant = u.pollutant
-                and b.averaging = u.bp_averaging
-                and u.concentration_used between b.bp_lo and b.bp_hi
-        ) as iaqi_on_scale
+        u.concentration_used > b.bp_top as is_above_top,
+        case
+            when u.concentration_used <= b.bp_top
+                then air_iaqi_segment(u.concentration_used, b.bp_lo, b.bp_hi, b.iaqi_lo, b.iaqi_hi)
+        end as iaqi_on_scale
     from used as u
-    inner join tops as t
-        on u.rule_set = t.rule_set and u.pollutant = t.pollutant and u.bp_averaging = t.averaging
+    asof left join breakpoints as b
+        on
+            u.rule_set = b.rule_set and u.pollutant = b.pollutant
+            and u.bp_averaging = b.averaging and u.concentration_used >= b.bp_lo
 ),
 
 resolved as (
@@ -166,7 +161,7 @@ select
         else r.iaqi_direct
     end as iaqi
 from resolved as r
-left join resolved as o
+left join (select * from resolved where input in (select above_top_input from indicators)) as o
     on
         r.above_top = 'use_input'
         and o.grain = r.grain and o.scope = r.scope
