@@ -303,3 +303,70 @@ def test_aqi_is_monotone_in_each_concentration(
         }[pol]
         if lo[name] is not None:
             assert hi[name] >= lo[name]
+
+
+def test_every_1h_breakpoint_is_exact(mem: duckdb.DuckDBPyConnection) -> None:
+    """The 1h tables (SO2, NO2, CO, O3) through the real-time inputs of int_air_iaqi."""
+    from datetime import datetime
+
+    from transforms.air import MACROS, RULE_SETS_MODEL
+    from transforms.models import prepare
+    from transforms.sqlrun import SQL_ROOT, run_file
+
+    prepare(mem)
+    run_file(mem, MACROS)
+    run_file(mem, RULE_SETS_MODEL)
+    rows, expected = [], {}
+    i = 0
+    for d, table in ((D2012, BP_2012), (D2026, BP_2026)):
+        rs = "HJ633-2026" if d >= date(2026, 3, 1) else "HJ633-2012"
+        for pol in ("so2", "no2", "co", "o3"):
+            for k, bp in enumerate(table[(pol, "1h")]):
+                h = datetime(d.year, d.month, d.day) + timedelta(hours=1 + i)
+                i += 1
+                vals = dict.fromkeys(("pm25", "pm10", "so2", "no2", "co", "o3"), 0)
+                vals[pol] = bp
+                rows.append(
+                    (
+                        (h - timedelta(hours=1)).date(),
+                        h,
+                        h,
+                        rs,
+                        4,
+                        3,
+                        vals["pm25"],
+                        vals["pm10"],
+                        vals["so2"],
+                        vals["no2"],
+                        vals["co"],
+                        vals["o3"],
+                        0,
+                        0,
+                        0,
+                        0,
+                        100.0,
+                    )
+                )
+                expected[(h, f"{pol}_1h")] = IAQI[k]
+    mem.executemany(
+        "insert into int.air_hourly_county values (?, timezone('Asia/Shanghai', ?::timestamp),"
+        " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    lo = min(r[0] for r in rows)
+    hi = max(r[0] for r in rows)
+    run_file(
+        mem,
+        SQL_ROOT / "intermediate/int_air_iaqi.sql",
+        {"start_date": lo, "end_date": hi, "tz": "Asia/Shanghai"},
+    )
+    got = {
+        (h, inp): v
+        for h, inp, v in mem.execute(
+            "select period_end_local, input, iaqi from int.air_iaqi"
+            " where grain = 'hour' and scope = 'county'"
+        ).fetchall()
+    }
+    for key, want in expected.items():
+        assert got[key] == want, (key, want, got[key])
+    assert len(expected) > 50
