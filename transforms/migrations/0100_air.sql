@@ -293,10 +293,10 @@ create table if not exists kpi.kpi_good_days_air (
     ytd_nongood_days integer not null,
     ytd_days_elapsed integer not null,
     remaining_days_in_year integer not null,
-    target_pct decimal(5, 2) not null,
+    target_pct decimal(5, 2),
     ytd_meets_target boolean,
-    remaining_nongood_budget_days integer not null,
-    target_reachable boolean not null,
+    remaining_nongood_budget_days integer,
+    target_reachable boolean,
     coverage_pct double not null,
     status varchar not null,
     computed_at timestamptz not null

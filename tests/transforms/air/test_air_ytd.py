@@ -195,3 +195,21 @@ def test_late_reading_restates_later_year_to_date(
     assert set(after) == set(before)
     assert all(after[x] == before[x] - drop for x in before)
     assert after[END] == before[END] - drop
+
+
+def test_days_before_any_target_keep_their_ratio(mem: duckdb.DuckDBPyConnection) -> None:
+    """The 96 % target is valid from 2021: a 2020 backfill still gets its ratio, no budget."""
+    d = date(2020, 7, 1)
+    rs = []
+    for site in ASSESSMENT:
+        for h in range(48):
+            end = local(2020, 6, 30, 1) + timedelta(hours=h)
+            vals = {"pm25": 20.0, "pm10": 40.0, "so2": 5.0, "no2": 20.0, "co": 0.5, "o3": 60.0}
+            rs.append(Reading(site, end, 3600, vals))
+    insert_readings(mem, rs)
+    compute_air_range(mem, d, d, as_of=AS_OF)
+    assert mem.execute(
+        "select ytd_good_days, ytd_valid_days, ytd_ratio_pct, target_pct,"
+        " remaining_nongood_budget_days from kpi.kpi_good_days_air where local_date = ?",
+        [d],
+    ).fetchone() == (1, 1, 100, None, None)

@@ -3,7 +3,8 @@
 -- x 100, each day judged under its own rule set, rounded half to even to 0.1 %. Budget: with N =
 -- valid days so far + days left in the year (assumed valid), the target t % is met iff non-good
 -- days <= floor(N x (100 - t) / 100); remaining budget = that minus non-good days so far
--- (shown as 0 when negative; target_reachable tells). Run after kpi_daily_air.
+-- (shown as 0 when negative; target_reachable tells; all null for a day before any target).
+-- Run after kpi_daily_air.
 delete from kpi.kpi_good_days_air where local_date between $start_date and $cum_end_date;
 
 insert into kpi.kpi_good_days_air
@@ -79,10 +80,11 @@ select
     days_left,
     target_pct,
     case when ytd_valid > 0 then ytd_good::bigint * 10000 >= target_bp * ytd_valid end,
-    greatest(budget_raw, 0),
+    -- null (not 0) when no target applies: greatest() would skip the null
+    case when budget_raw is not null then greatest(budget_raw, 0) end,
     budget_raw >= 0,
     round(100.0 * ytd_valid / days_elapsed, 1),
     case when ytd_not_final = 0 then 'final' else 'provisional' end,
     $computed_at
 from budget
-where local_date between $start_date and $cum_end_date and target_pct is not null;
+where local_date between $start_date and $cum_end_date;
