@@ -62,7 +62,8 @@ def compute_air_range(
     """(Re)build every air intermediate and mart row for the natural days start..end (idempotent).
 
     The hourly means of ``start - 1`` are rebuilt too (the 8h and 24h moving windows of the first
-    hours of ``start`` need them). Year-to-date rows (good-days ratio, annual statistics) are
+    hours of ``start`` need them), and the day after ``end`` is recomputed when it was computed
+    before (its first 8h / 24h windows read ``end``'s last hours). Year-to-date rows (good-days ratio, annual statistics) are
     rebuilt from ``start`` up to the last computed day of ``end``'s year, since a changed day
     changes every later day's year-to-date value. ``as_of`` (default: now) decides the
     provisional/final status.
@@ -79,9 +80,15 @@ def compute_air_range(
         as_of_date = con.execute(
             "select timezone($tz, $t::timestamptz)::date", {"tz": tz, "t": as_of}
         ).fetchone()[0]  # type: ignore[index]
+        # The 8h and 24h windows of the first hours of end + 1 read end's last hours: a day
+        # already computed after the range is recomputed with it.
+        after = end + timedelta(days=1)
+        has_after = con.execute(
+            "select count(*) from kpi.kpi_daily_air where local_date = $d", {"d": after}
+        ).fetchone()[0]  # type: ignore[index]
         params = {
             "start_date": start,
-            "end_date": end,
+            "end_date": after if has_after else end,
             "tz": tz,
             "as_of_date": as_of_date,
             "computed_at": computed_at,
@@ -92,7 +99,7 @@ def compute_air_range(
             "select max(local_date) from kpi.kpi_daily_air where year(local_date) = $y",
             {"y": end.year},
         ).fetchone()[0]  # type: ignore[index]
-        params["cum_end_date"] = max(end, last or end)
+        params["cum_end_date"] = max(params["end_date"], last or end)
         for model in CUMULATIVE_MODELS:
             run_file(con, _path(model), params)
 

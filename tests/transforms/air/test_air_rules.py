@@ -245,3 +245,34 @@ def test_county_needs_three_of_four_stations(mem: duckdb.DuckDBPyConnection) -> 
     assert mem.execute(
         "select pm25_ugm3, aqi, is_valid_day from kpi.kpi_daily_air where local_date = ?", [d]
     ).fetchone() == (None, None, False)
+
+
+def test_late_evening_data_updates_the_next_days_o3_8h(mem: duckdb.DuckDBPyConnection) -> None:
+    """Day D+1's first 8h windows read D's evening: recomputing D recomputes D+1 as well."""
+    site = "WS-AIR-01"
+    d = date(2026, 6, 10)
+    rs = [
+        Reading(site, local(2026, 6, 9, 1) + timedelta(hours=i), 3600, {"o3": 50.0})
+        for i in range(72)
+        if not (
+            local(2026, 6, 10, 18)
+            <= local(2026, 6, 9, 1) + timedelta(hours=i)
+            <= local(2026, 6, 11, 0)
+        )
+    ]
+    insert_readings(mem, rs)
+    compute_air_range(mem, d, d + timedelta(days=1), as_of=AS_OF)
+    late = [
+        Reading(site, local(2026, 6, 10, 18) + timedelta(hours=i), 3600, {"o3": 250.0})
+        for i in range(7)
+    ]
+    insert_readings(mem, late)
+    compute_air_range(mem, d, d, as_of=AS_OF)  # a dirty-day run of D only
+    got = dict(
+        mem.execute(
+            "select local_date, o3_8h_max_ugm3 from int.air_daily_station where site_id = ?",
+            [site],
+        ).fetchall()
+    )
+    # D+1's window ending 01:00 = D 18:00 .. D+1 01:00: 7 x 250 + 50 -> 225
+    assert got[d + timedelta(days=1)] == Decimal("225.000000")
