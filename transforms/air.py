@@ -63,9 +63,9 @@ def compute_air_range(
 
     The hourly means of ``start - 1`` are rebuilt too (the 8h and 24h moving windows of the first
     hours of ``start`` need them), and the day after ``end`` is recomputed when it was computed
-    before (its first 8h / 24h windows read ``end``'s last hours). Year-to-date rows (good-days ratio, annual statistics) are
-    rebuilt from ``start`` up to the last computed day of ``end``'s year, since a changed day
-    changes every later day's year-to-date value. ``as_of`` (default: now) decides the
+    before (its first 8h / 24h windows read ``end``'s last hours). Year-to-date rows (good-days
+    ratio, annual statistics) are rebuilt from ``start`` up to the last computed day of that
+    year, since a changed day changes every later day's year-to-date value. ``as_of`` (default: now) decides the
     provisional/final status.
     """
     if end < start:
@@ -97,7 +97,7 @@ def compute_air_range(
             run_file(con, _path(model), params)
         last = con.execute(
             "select max(local_date) from kpi.kpi_daily_air where year(local_date) = $y",
-            {"y": end.year},
+            {"y": params["end_date"].year},  # type: ignore[attr-defined]
         ).fetchone()[0]  # type: ignore[index]
         params["cum_end_date"] = max(params["end_date"], last or end)
         for model in CUMULATIVE_MODELS:
@@ -109,7 +109,3 @@ def compute_air_day(
 ) -> None:
     """Recompute one natural day (and the year-to-date rows after it)."""
     compute_air_range(con, d, d, as_of=as_of)
-
-
-def days(start: date, end: date) -> list[date]:
-    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
