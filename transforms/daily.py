@@ -80,12 +80,17 @@ def days_to_recompute(
     days = {target_day}
     if _table_exists(con, "core", "dirty_days"):
         rows = con.execute(
-            "select distinct local_date from core.dirty_days"
+            "select distinct feed, local_date from core.dirty_days"
             " where local_date between ? and ?"
             " and (kpi_computed_at is null or kpi_computed_at < last_marked_at)",
             [since, target_day],
         ).fetchall()
-        days.update(r[0] for r in rows)
+        for feed, day in rows:
+            days.add(day)
+            # An hourly air value stamped D 00:00 is the last hour of D-1 (GB 3095 end-stamp),
+            # while its reading's natural day is D: recompute the day before too.
+            if feed == "air" and day - timedelta(days=1) >= since:
+                days.add(day - timedelta(days=1))
     if _table_exists(con, "kpi", "kpi_event_waterlogging"):
         days.update(ongoing_event_days(con, since, target_day))
     return sorted(days)

@@ -128,6 +128,19 @@ def test_dirty_days_outside_lookback_are_ignored(wh) -> None:
     assert days_to_recompute(wh, D) == [D - timedelta(days=7), D]
 
 
+def test_dirty_air_day_recomputes_the_day_before(wh) -> None:
+    # An hourly air value stamped D 00:00 (the mean of D-1 23:00-24:00) dirties D, but it is
+    # D-1's last hour: D-1 must be recomputed too. Other feeds need no such neighbour.
+    mark_dirty(wh, "air", D - timedelta(days=2))
+    mark_dirty(wh, "water", D - timedelta(days=5))
+    assert days_to_recompute(wh, D) == [
+        D - timedelta(days=5),
+        D - timedelta(days=3),
+        D - timedelta(days=2),
+        D,
+    ]
+
+
 def _snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
     out = {}
     for schema, table in con.execute(
