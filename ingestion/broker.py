@@ -214,6 +214,13 @@ def _start_amqtt(data_dir: Path, port: int | None) -> BrokerHandle:
             return
         started.set()
         loop.run_forever()
+        # amqtt leaves background tasks behind after shutdown(): cancel and await them so the
+        # interpreter does not report "Task was destroyed but it is pending" at exit.
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.close()
 
     thread = threading.Thread(target=serve, name="amqtt-broker", daemon=True)
