@@ -5,13 +5,30 @@ Parameters are DuckDB named parameters (``$local_date``) bound by value, never f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
 
 import duckdb
 
 SQL_ROOT = Path(__file__).resolve().parent / "sql"
+
+# Seconds per model file while ``timings()`` is active (the benchmark's per-model profile).
+_timings: dict[str, float] | None = None
+
+
+@contextlib.contextmanager
+def timings() -> Iterator[dict[str, float]]:
+    """Collect wall-clock seconds per file (path relative to the repo's transforms/) run inside."""
+    global _timings
+    outer, _timings = _timings, defaultdict(float)
+    try:
+        yield _timings
+    finally:
+        _timings = outer
 
 
 def read_statements(path: Path) -> tuple[str, ...]:
@@ -45,11 +62,19 @@ def run_file(
     con: duckdb.DuckDBPyConnection, path: Path, params: Mapping[str, object] | None = None
 ) -> None:
     """Execute every statement of ``path``, binding only the parameters each statement uses."""
+    t0 = time.perf_counter()
     for stmt in read_statements(Path(path)):
         # A "$name" in a comment is not a parameter (DuckDB would reject the extra binding).
         code = "\n".join(ln for ln in stmt.splitlines() if not ln.lstrip().startswith("--"))
         used = {k: v for k, v in (params or {}).items() if f"${k}" in code}
         con.execute(stmt, used or None)
+    if _timings is not None:
+        _timings[_label(Path(path))] += time.perf_counter() - t0
+
+
+def _label(path: Path) -> str:
+    p = path.resolve()
+    return str(p.relative_to(SQL_ROOT.parent)) if p.is_relative_to(SQL_ROOT.parent) else str(p)
 
 
 def run_files(

@@ -33,6 +33,14 @@ VALUE_COLUMNS = {
     "traffic": ("volume_veh", "speed_kmh", "occupancy_pct"),
 }
 
+# One literal statement per feed (SQL is never built from strings).
+INSERT_SQL = {
+    "air": "insert into core.obs_air by name select * from new_rows",
+    "water": "insert into core.obs_water by name select * from new_rows",
+    "waterlogging": "insert into core.obs_waterlogging by name select * from new_rows",
+    "traffic": "insert into core.obs_traffic by name select * from new_rows",
+}
+
 Inserter = Callable[[str, Iterable[Mapping[str, object]]], int]
 
 
@@ -90,7 +98,7 @@ def insert_obs(wh: duckdb.DuckDBPyConnection) -> Inserter:
         tbl = pa.Table.from_pylist(data)
         wh.register("new_rows", tbl)
         try:
-            wh.execute(f"insert into core.obs_{feed} by name select * from new_rows")
+            wh.execute(INSERT_SQL[feed])
         finally:
             wh.unregister("new_rows")
         return len(data)

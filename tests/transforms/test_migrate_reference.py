@@ -38,3 +38,58 @@ def test_load_reference_replaces_and_requires_source(tmp_path: Path) -> None:
     (d / "bad.csv").write_text("item,v\nx,1\n")
     with pytest.raises(ReferenceError, match="source"):
         load_reference(con, d)
+
+
+OLD_AIR_DDL = Path(__file__).parent / "data" / "0100_air_as_of_502579b.sql"
+UNKEYED = ("air_hourly_station", "air_moving_station", "air_iaqi", "air_aqi")
+
+
+def _primary_keys(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "select table_name from duckdb_constraints()"
+        " where schema_name = 'int' and constraint_type = 'PRIMARY KEY'"
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def test_warehouse_from_the_first_air_ddl_is_brought_up_to_date(tmp_path: Path) -> None:
+    """A warehouse made by the first 0100_air.sql (keys on the big hourly int tables, not-null
+    good-days target columns): 0110 drops the keys keeping rows, comments and not-nulls."""
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "0100_air.sql").write_text(OLD_AIR_DDL.read_text(encoding="utf-8"), encoding="utf-8")
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    assert apply(con, old) == ["0100_air.sql"]
+    assert set(UNKEYED) <= _primary_keys(con)
+    con.execute(
+        "insert into int.air_hourly_station values ('WS-AIR-01', '2026-06-10',"
+        " '2026-06-10 01:00+08', '2026-06-10 01:00', 'HJ633-2012', true,"
+        " 12.5, null, null, null, null, null, 60, 0, 0, 0, 0, 0, 60)"
+    )
+
+    applied = apply(con)
+    assert "0100_air.sql" in applied and "0110_air_unkeyed_int.sql" in applied
+    assert _primary_keys(con).isdisjoint(UNKEYED)
+    assert con.execute("select site_id, pm25_ugm3 from int.air_hourly_station").fetchall() == [
+        ("WS-AIR-01", pytest.approx(12.5))
+    ]
+    comments = dict(
+        con.execute(
+            "select table_name, comment from duckdb_tables() where schema_name = 'int'"
+        ).fetchall()
+    )
+    assert all(comments[t].startswith("one row per") for t in UNKEYED)
+    with pytest.raises(duckdb.ConstraintException):  # not-null constraints survive the rebuild
+        con.execute("insert into int.air_aqi (grain) values ('day')")
+    nullable = con.execute(
+        "select column_name from duckdb_columns() where table_name = 'kpi_good_days_air'"
+        " and is_nullable and column_name in"
+        " ('target_pct', 'remaining_nongood_budget_days', 'target_reachable')"
+    ).fetchall()
+    assert len(nullable) == 3
+    # Re-running the file (as after an edit) keeps the rows.
+    from transforms.migrate import MIGRATIONS_DIR
+    from transforms.sqlrun import run_file
+
+    run_file(con, MIGRATIONS_DIR / "0110_air_unkeyed_int.sql")
+    assert con.execute("select count(*) from int.air_hourly_station").fetchone() == (1,)
