@@ -39,33 +39,52 @@ points as (
     where d.kind = 'waterlogging_point'
 ),
 
--- Several devices at one point: the deepest valid reading at each instant.
+-- The valid depth readings of the window (several devices at one point: several per instant).
 readings as (
-    select o.site_id, o.observed_at, max(o.depth_cm) as depth_cm
+    select o.site_id, o.observed_at, o.depth_cm
     from core.obs_waterlogging as o
     where
         o.is_valid
         and o.depth_cm is not null
         and o.local_date between $start_date::date - 1
         and $end_date::date + (select lookahead_days from rules)
-    group by o.site_id, o.observed_at
 ),
 
-series as (
+-- Wet instants: the deepest reading at the instant is above the point's threshold. Only these
+-- (a small share of the readings) go through the event windows below.
+wet_instants as (
     select
         r.site_id,
         r.observed_at,
-        r.depth_cm,
-        p.waterlogging_cm,
-        p.closure_cm,
-        p.danger_cm,
-        r.depth_cm > p.waterlogging_cm as is_wet,
-        lead(r.observed_at) over w as next_at,
-        lead(r.depth_cm > p.waterlogging_cm) over w as next_is_wet,
-        max(r.observed_at) over (partition by r.site_id) as last_at
+        max(r.depth_cm) as depth_cm,
+        any_value(p.waterlogging_cm) as waterlogging_cm,
+        any_value(p.closure_cm) as closure_cm,
+        any_value(p.danger_cm) as danger_cm
     from readings as r
     inner join points as p on p.site_id = r.site_id
-    window w as (partition by r.site_id order by r.observed_at)
+    where r.depth_cm > p.waterlogging_cm
+    group by r.site_id, r.observed_at
+),
+
+last_reading as (
+    select site_id, max(observed_at) as last_at
+    from readings
+    group by site_id
+),
+
+-- Each wet instant with the instant of the next reading of its point, and whether that is wet.
+series as (
+    select
+        w.*,
+        n.observed_at as next_at,
+        nw.site_id is not null as next_is_wet,
+        l.last_at
+    from wet_instants as w
+    asof left join readings as n
+        on n.site_id = w.site_id and n.observed_at > w.observed_at
+    left join wet_instants as nw
+        on nw.site_id = w.site_id and nw.observed_at = n.observed_at
+    inner join last_reading as l on l.site_id = w.site_id
 ),
 
 wet as (
@@ -76,7 +95,6 @@ wet as (
         lag(observed_at) over w as prev_wet_at,
         lag(case when not next_is_wet then next_at end) over w as prev_dry_from
     from series
-    where is_wet
     window w as (partition by site_id order by observed_at)
 ),
 

@@ -51,27 +51,98 @@ as_of_days as (
         as as_of_date
 ),
 
-periods as (
-    select as_of_date, 'day' as period, as_of_date as period_start from as_of_days
-    union all
-    select as_of_date, 'month', date_trunc('month', as_of_date)::date from as_of_days
-    union all
-    select as_of_date, 'year', date_trunc('year', as_of_date)::date from as_of_days
+-- Month- and year-to-date totals of each (site, channel) at every day with results. The totals of
+-- an as-of day are those of its last day with results in the period (an ASOF join below), so
+-- no as-of day re-adds every day of its year.
+running as (
+    select
+        site_id,
+        channel,
+        local_date,
+        date_trunc('month', local_date)::date as month_start,
+        date_trunc('year', local_date)::date as year_start,
+        n_results,
+        sum_value,
+        sum(n_results) over month_w as mtd_n_results,
+        sum(sum_value) over month_w as mtd_sum_value,
+        sum(n_results) over year_w as ytd_n_results,
+        sum(sum_value) over year_w as ytd_sum_value
+    from item_daily
+    window
+        month_w as (
+            partition by site_id, channel, date_trunc('month', local_date)
+            order by local_date rows unbounded preceding
+        ),
+        year_w as (
+            partition by site_id, channel, date_trunc('year', local_date)
+            order by local_date rows unbounded preceding
+        )
 ),
 
+series as (
+    select distinct site_id, channel, year_start
+    from running
+),
+
+as_of_series as (
+    select
+        a.as_of_date,
+        date_trunc('month', a.as_of_date)::date as month_start,
+        s.site_id,
+        s.channel,
+        s.year_start
+    from as_of_days as a
+    inner join series as s on s.year_start = date_trunc('year', a.as_of_date)
+),
+
+-- A period without results for a (site, channel) has no row (the ASOF inner join finds none).
 period_sums as (
     select
-        p.as_of_date,
-        p.period,
-        p.period_start,
-        d.site_id,
-        d.channel,
-        sum(d.n_results)::integer as n_results,
-        sum(d.sum_value) as sum_value
-    from periods as p
-    inner join item_daily as d
-        on d.local_date between p.period_start and p.as_of_date
-    group by all
+        local_date as as_of_date,
+        'day' as period,
+        local_date as period_start,
+        site_id,
+        channel,
+        n_results::integer as n_results,
+        sum_value::decimal(38, 6) as sum_value
+    from running
+    where local_date between $start_date and $end_date
+
+    union all
+
+    select
+        a.as_of_date,
+        'month',
+        a.month_start,
+        a.site_id,
+        a.channel,
+        r.mtd_n_results::integer,
+        r.mtd_sum_value::decimal(38, 6)
+    from as_of_series as a
+    asof inner join running as r
+        on
+            r.site_id = a.site_id
+            and r.channel = a.channel
+            and r.month_start = a.month_start
+            and r.local_date <= a.as_of_date
+
+    union all
+
+    select
+        a.as_of_date,
+        'year',
+        a.year_start,
+        a.site_id,
+        a.channel,
+        r.ytd_n_results::integer,
+        r.ytd_sum_value::decimal(38, 6)
+    from as_of_series as a
+    asof inner join running as r
+        on
+            r.site_id = a.site_id
+            and r.channel = a.channel
+            and r.year_start = a.year_start
+            and r.local_date <= a.as_of_date
 ),
 
 valued as (
