@@ -1,4 +1,4 @@
-"""Derived columns computed before validation, vectorized (numpy / pandas / pyarrow compute).
+"""Derived columns computed before validation, vectorized (numpy / pyarrow compute).
 
 GX 1.x has no direct form for "PM2.5 <= PM10 x (1 + tol)", "volume consistent with occupancy",
 "same value N times in a row" or "jump above k x rolling median". Each becomes a derived column
@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import datetime
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -62,26 +61,101 @@ def _run_lengths(group: np.ndarray, values: np.ndarray, ignore_zero: bool) -> np
     return run
 
 
+def _series_start(group: np.ndarray) -> np.ndarray:
+    """Index of the first row of each row's series (input sorted by series)."""
+    idx = np.arange(len(group), dtype=np.int64)
+    starts = np.ones(len(group), dtype=bool)
+    starts[1:] = group[1:] != group[:-1]
+    return np.maximum.accumulate(np.where(starts, idx, 0))
+
+
 def _no_spike(
-    group: np.ndarray, values: np.ndarray, k: float, window: int, min_jump: float
+    group: np.ndarray,
+    values: np.ndarray,
+    k: float,
+    window: int,
+    min_jump: float,
+    *,
+    first: np.ndarray | None = None,
 ) -> np.ndarray:
-    s = pd.Series(values)
-    prev = s.groupby(group, sort=False).shift(1)
-    med = (
-        prev.groupby(group, sort=False)
-        .rolling(window, min_periods=max(3, window // 3))
-        .median()
-        .reset_index(level=0, drop=True)
-        .sort_index()
-        .to_numpy()
-    )
-    with np.errstate(invalid="ignore"):
-        spike = (values > k * med) & (values - med > min_jump)
-    return ~spike
+    """False where a value is a spike: above k x the median of its series' previous ``window``
+    readings and more than ``min_jump`` above it (median of the non-missing ones; at least
+    max(3, window // 3) of them, else unknown). Input sorted by series, then time.
+
+    A median is at least its window's minimum, which is at least the whole series' minimum:
+    for k >= 0 a value not above k x that bound and min_jump above it cannot be a spike. Only
+    the rows left (candidates, usually a few %) get an exact median; when many are left the
+    window minimum (sparse table, O(n log w)) prunes them first. Same result as pandas'
+    groupby-shift-rolling median (tested against it), about 10x faster.
+    """
+    min_periods = max(3, window // 3)
+    if window < min_periods:
+        raise ValueError(f"spike window {window} is shorter than the {min_periods} readings needed")
+    n = len(values)
+    ok = np.ones(n, dtype=bool)
+    if n == 0:
+        return ok
+    if first is None:
+        first = _series_start(group)
+    finite = ~np.isnan(values)
+
+    def prune(rows: np.ndarray, low: np.ndarray) -> np.ndarray:
+        v = values[rows]
+        with np.errstate(invalid="ignore"):
+            return rows[(v - low > min_jump) & (v > k * low)]
+
+    if k >= 0:
+        vinf = np.where(finite, values, np.inf)
+        bounds = np.flatnonzero(np.r_[True, first[1:] != first[:-1]])
+        series_min = np.minimum.reduceat(vinf, bounds)
+        rows = prune(np.arange(n), np.repeat(series_min, np.diff(np.r_[bounds, n])))
+        if len(rows) > n // 16:
+            lo = np.maximum(rows - window, first[rows])
+            rows = prune(rows, _window_min(vinf, lo, rows))
+    else:  # the bound does not hold: every value is a candidate
+        rows = np.flatnonzero(finite)
+    lo = np.maximum(rows - window, first[rows])  # the window is rows lo .. row-1
+    cum = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(finite, out=cum[1:])
+    enough = (cum[rows] - cum[lo]) >= min_periods
+    rows, lo = rows[enough], lo[enough]
+    back = np.arange(1, window + 1, dtype=np.int64)
+    for start in range(0, len(rows), 100_000):
+        part, part_lo = rows[start : start + 100_000], lo[start : start + 100_000]
+        pos = part[:, None] - back[None, :]
+        win = np.where(pos >= part_lo[:, None], values[np.maximum(pos, 0)], np.nan)
+        med = np.nanmedian(win, axis=1)
+        v = values[part]
+        with np.errstate(invalid="ignore"):
+            ok[part] = ~((v > k * med) & (v - med > min_jump))
+    return ok
+
+
+def _window_min(v: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """min(v[lo:hi]) per query (+inf for an empty range), by a sparse table of power-of-2 mins."""
+    out = np.full(len(lo), np.inf)
+    length = hi - lo
+    has = length > 0
+    level_of = np.zeros(len(lo), dtype=np.int64)
+    level_of[has] = np.frexp(length[has].astype(np.float64))[1] - 1  # floor(log2(length))
+    level = v  # level j: min over v[i : i + 2**j]
+    for j in range(int(level_of.max()) + 1 if len(lo) else 0):
+        if j:
+            half = 1 << (j - 1)
+            nxt = level.copy()
+            np.minimum(level[:-half], level[half:], out=nxt[:-half])
+            level = nxt
+        q = np.flatnonzero(has & (level_of == j))
+        if len(q):
+            out[q] = np.minimum(level[lo[q]], level[hi[q] - (1 << j)])
+    return out
 
 
 def _floats(col: pa.ChunkedArray) -> np.ndarray:
-    return pc.fill_null(pc.cast(col, pa.float64()), np.nan).to_numpy(zero_copy_only=False)
+    """float64 with NaN for null (to_numpy maps float nulls to NaN; zero-copy without nulls)."""
+    if col.type != pa.float64():
+        col = pc.cast(col, pa.float64())
+    return col.to_numpy(zero_copy_only=False)
 
 
 def _group_codes(table: pa.Table, keys: list[str]) -> np.ndarray:
@@ -126,28 +200,44 @@ def windowed_columns(
     is_batch = row_id >= 0
     # Sort by series and time; for equal keys history first, so it can be dropped below.
     order = np.lexsort((is_batch, ts, group))
-    g, t, rid, isb = group[order], ts[order], row_id[order], is_batch[order]
-    shadowed = np.zeros(len(order), dtype=bool)
-    shadowed[:-1] = ~isb[:-1] & (g[:-1] == g[1:]) & (t[:-1] == t[1:])
-    keep = ~shadowed
-    g, rid, isb = g[keep], rid[keep], isb[keep]
-    out_pos = rid[isb]  # batch rows, in sorted order -> their row_id
+    isb: np.ndarray | None = None  # which sorted rows are batch rows (None: all of them)
+    if not is_batch.all():
+        g, t, isb = group[order], ts[order], is_batch[order]
+        shadowed = np.zeros(len(order), dtype=bool)
+        shadowed[:-1] = ~isb[:-1] & (g[:-1] == g[1:]) & (t[:-1] == t[1:])
+        if shadowed.any():
+            order = order[~shadowed]
+            isb = is_batch[order]
+        del g, t
+    del ts
+    g = group[order]
+    del group
+    first = _series_start(g)
+    rid = row_id[order]
+    out_pos = rid if isb is None else rid[isb]  # batch rows, in sorted order -> their row_id
     result: dict[str, np.ndarray] = {}
     for col in cols:
-        v = _floats(both[col])[order][keep]
+        v = _floats(both[col])[order]
         flat = rules.rule("flatline").get(col)
         if flat:
             run = _run_lengths(g, v, bool(flat.get("ignore_zero", 0.0)))
+            # int64, not int32: GX's pandas "between" is vectorized only for int64 / float64
+            # columns (any other dtype goes through a Python function per value).
             arr = np.zeros(batch.num_rows, dtype=np.int64)
-            arr[out_pos] = run[isb]
+            arr[out_pos] = run if isb is None else run[isb]
             result[f"dq_flat_{col}"] = arr
         spike = rules.rule("spike").get(col)
         if spike:
             ok = _no_spike(
-                g, v, spike.get("k", 5.0), int(spike.get("window", 30)), spike.get("min_jump", 0.0)
+                g,
+                v,
+                spike.get("k", 5.0),
+                int(spike.get("window", 30)),
+                spike.get("min_jump", 0.0),
+                first=first,
             )
             arr_ok = np.ones(batch.num_rows, dtype=bool)
-            arr_ok[out_pos] = ok[isb]
+            arr_ok[out_pos] = ok if isb is None else ok[isb]
             result[f"dq_nospike_{col}"] = arr_ok
     return result
 

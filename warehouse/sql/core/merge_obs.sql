@@ -3,12 +3,15 @@
 -- source_sha256; one row per key, files already checked against the ledger) and batch_flags
 -- (row_id, expectation, column_name, observed_value, observed_text from GX).
 -- Runs inside the caller's transaction: all of it commits or none of it.
--- Staging is the temp table staged (see 0006_staging_in_memory.sql).
+-- This file plans the merge, applies revisions and stores the flags; the core rows are then
+-- inserted by core/insert_obs.sql straight from the Arrow batch (no staging copy: the temp
+-- tables here hold only row ids, the plan and the few failing readings).
 
 -- every failure of a reading, device flags split into one token each
 create or replace temp table batch_flag_rows as
 with flags_from_gx as (
     select
+        f.row_id,
         b.site_id,
         b.device_id,
         b.observed_at,
@@ -24,6 +27,7 @@ with flags_from_gx as (
 
 device_flags as (
     select
+        row_id,
         site_id,
         device_id,
         observed_at,
@@ -40,29 +44,15 @@ select * from flags_from_gx
 union all
 select * from device_flags;
 
--- the staged batch: core's columns plus the validation outcome, in a connection-temporary
--- table (in memory: staging in a file table would cost a second full write of the batch)
-create or replace temp table staged as
-with failed as (
-    select
-        site_id,
-        device_id,
-        observed_at,
-        string_agg(distinct expectation, '|' order by expectation) as failed_expectations
-    from batch_flag_rows
-    group by all
-)
-
+-- one row per failing reading: what it failed (row_id is unique in the batch)
+create or replace temp table batch_failed as
 select
-    b.* exclude (lane, direction, topic, row_id, source_sha256),
-    coalesce(f.failed_expectations, '') as failed_expectations,
-    f.failed_expectations is null as is_valid,
-    $validation_run_id as validation_run_id,
-    $loaded_at as loaded_at
-from batch_rows as b
-left join failed as f using (site_id, device_id, observed_at);
+    row_id,
+    string_agg(distinct expectation, '|' order by expectation) as failed_expectations
+from batch_flag_rows
+group by row_id;
 
--- what happens to each staged reading: new, revision (replaces core), duplicate, stale
+-- what happens to each reading of the batch: new, revision (replaces core), duplicate, stale
 create or replace temp table merge_plan as
 with existing as (
     select site_id, device_id, observed_at, content_hash, received_at
@@ -71,46 +61,44 @@ with existing as (
 )
 
 select
-    s.site_id,
-    s.device_id,
-    s.observed_at,
-    s.local_date,
-    s.is_valid,
+    b.row_id,
+    b.local_date,
+    f.row_id is null as is_valid,
     case
         when e.site_id is null then 'new'
-        when e.content_hash = s.content_hash then 'duplicate'
-        when e.received_at > s.received_at then 'stale'
+        when e.content_hash = b.content_hash then 'duplicate'
+        when e.received_at > b.received_at then 'stale'
         else 'revision'
     end as action
-from staged as s
+from batch_rows as b
+left join batch_failed as f using (row_id)
 left join existing as e using (site_id, device_id, observed_at);
 
+-- keys of the readings that replace a stored one (usually none)
+create or replace temp table revised as
+select
+    b.site_id,
+    b.device_id,
+    b.observed_at
+from batch_rows as b
+semi join (select row_id from merge_plan where action = 'revision') as p using (row_id);
+
 delete from core.obs_{{feed}} as c
-using merge_plan as p
+using revised as r
 where
-    p.action = 'revision'
-    and c.site_id = p.site_id
-    and c.device_id = p.device_id
-    and c.observed_at = p.observed_at;
+    c.observed_at between $min_obs and $max_obs
+    and c.site_id = r.site_id
+    and c.device_id = r.device_id
+    and c.observed_at = r.observed_at;
 
 delete from dq.flagged_readings as d
-using merge_plan as p
+using revised as r
 where
     d.feed = $feed
-    and p.action = 'revision'
-    and d.site_id = p.site_id
-    and d.device_id = p.device_id
-    and d.observed_at = p.observed_at;
-
-insert into core.obs_{{feed}} by name
-select s.*
-from staged as s
-semi join merge_plan as p
-    on
-        s.site_id = p.site_id
-        and s.device_id = p.device_id
-        and s.observed_at = p.observed_at
-        and p.action in ('new', 'revision');
+    and d.observed_at between $min_obs and $max_obs
+    and d.site_id = r.site_id
+    and d.device_id = r.device_id
+    and d.observed_at = r.observed_at;
 
 insert into dq.flagged_readings by name
 select
@@ -127,11 +115,5 @@ select
     $validation_run_id as validation_run_id,
     $loaded_at as flagged_at
 from batch_flag_rows as f
-semi join merge_plan as p
-    on
-        f.site_id = p.site_id
-        and f.device_id = p.device_id
-        and f.observed_at = p.observed_at
-        and p.action in ('new', 'revision');
-
-drop table staged;
+anti join (select row_id from merge_plan where action in ('duplicate', 'stale')) as p
+    using (row_id);
