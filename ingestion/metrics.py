@@ -55,7 +55,7 @@ class FeedCounters:
 
 
 class IngestMetrics:
-    """Thread-safe counters; the writer thread updates, the status/metrics readers snapshot."""
+    """Thread-safe counters; the service updates them, the status/metrics readers snapshot."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -89,11 +89,15 @@ class IngestMetrics:
         return c
 
     def message_received(self, at: datetime) -> None:
+        self.messages_received_add(1, at, at)
+
+    def messages_received_add(self, n: int, first: datetime, last: datetime) -> None:
+        """Count ``n`` messages received between ``first`` and ``last`` (one lock per batch)."""
         with self._lock:
-            self.messages_received += 1
+            self.messages_received += n
             if self.first_message_at is None:
-                self.first_message_at = at
-            self.last_message_at = at
+                self.first_message_at = first
+            self.last_message_at = last
 
     def add_flush(
         self,

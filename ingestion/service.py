@@ -11,51 +11,47 @@ No reading is lost and none is stored twice:
 - Redeliveries of what was already written are recognised by the dedupe index (loaded from the
   landing files themselves, so it survives restarts) and counted as duplicates.
 
-Threads: paho's network thread runs ``_on_message``, which only parses (``ContractParser``) and
-enqueues onto a queue bounded in records (backpressure: the broker holds what we cannot take);
-the writer thread batches per (feed, local_date) partition, writes atomic Parquet files, then acks;
-the calling thread of ``run()`` supervises (signals, idle exit, status file, reconnect fallback).
+Two processes (``worker="process"``, the default): this one runs paho's network thread, whose
+``_on_message`` only appends the raw message (topic, payload, receive time) to a hand-over batch
+and its (connection, packet id) to the in-flight FIFO; full batches go to the writer process
+(``ingestion.writer``) over a socket pair, which parses, dedupes, writes Parquet and reports how
+many of the oldest in-flight messages are now durable; the receiver thread here acks those. Paho's
+receive path alone costs as much CPU as parse + write together, so each gets its own core. The
+socket pair is the backpressure: when the writer is behind, the hand-over blocks the network
+thread, TCP pushes back and the broker keeps the rest queued. ``worker="thread"`` runs the writer
+loop in a thread of this process instead (one core). The calling thread of ``run()`` supervises
+(signals, idle exit, partial hand-overs, status file, reconnect fallback).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
-from collections import defaultdict, deque
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from collections import deque
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from ingestion.dedupe import (
-    QUARANTINE,
-    DedupeIndex,
-    Verdict,
-    quarantine_digest,
-    reading_digests,
-)
-from ingestion.landing import (
-    landing_partition,
-    landing_table,
-    quarantine_partition,
-    quarantine_table,
-    remove_stale_temp_files,
-    write_table_atomic,
-)
 from ingestion.metrics import FeedCounters, IngestMetrics, MetricsServer, write_status
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
 
     from citypipe.settings import Settings
-    from ingestion.contract import ContractParser, ParsedMessage
 
 log = logging.getLogger(__name__)
 
 Protocol = Literal["auto", "5", "3.1.1"]
+Worker = Literal["process", "thread"]
 # MQTT 5 Receive Maximum: how many unacknowledged QoS 1 messages the broker may have in flight to
 # us. Acks wait for a flush, so the window must hold several flushes' worth of messages.
 RECEIVE_MAXIMUM = 65535
@@ -64,70 +60,13 @@ V5_CONNACK_TIMEOUT_S = 5.0
 UNSUPPORTED_PROTOCOL = 132
 STATUS_INTERVAL_S = 5.0
 LOG_INTERVAL_S = 60.0
-
-
-@dataclass(slots=True)
-class _Item:
-    gen: int  # connection generation the message arrived on: acks go only to that connection
-    mid: int
-    qos: int
-    parsed: ParsedMessage
-    weight: int  # records, at least 1
-
-
-class _RecordQueue:
-    """FIFO bounded by the number of records it holds (a batch message weighs its readings).
-
-    Wake-ups are rare on purpose: the consumer is woken only when the queue turns non-empty and
-    producers only when they wait for room; a wake-up per message costs more than the message.
-    """
-
-    def __init__(self, max_records: int) -> None:
-        self.max_records = max_records
-        self._items: deque[_Item | None] = deque()
-        self._records = 0
-        self._lock = threading.Lock()
-        self._not_empty = threading.Condition(self._lock)
-        self._not_full = threading.Condition(self._lock)
-        self._producers_waiting = 0
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def put(self, item: _Item, give_up: threading.Event) -> bool:
-        """Block while full; return False (item not queued) once ``give_up`` is set."""
-        with self._lock:
-            while self._records >= self.max_records and self._items:
-                if give_up.is_set():
-                    return False
-                self._producers_waiting += 1
-                self._not_full.wait(0.1)
-                self._producers_waiting -= 1
-            self._items.append(item)
-            self._records += item.weight
-            if len(self._items) == 1:
-                self._not_empty.notify()
-            return True
-
-    def put_sentinel(self) -> None:
-        with self._lock:
-            self._items.append(None)
-            self._not_empty.notify()
-
-    def get_many(self, timeout: float, max_items: int) -> list[_Item | None]:
-        with self._lock:
-            if not self._items and timeout > 0:
-                self._not_empty.wait(timeout)
-            out: list[_Item | None] = []
-            while self._items and len(out) < max_items:
-                item = self._items.popleft()
-                out.append(item)
-                if item is None:
-                    break
-                self._records -= item.weight
-            if out and self._producers_waiting:
-                self._not_full.notify_all()
-            return out
+# Hand-over batches to the writer: big enough that pickling and the socket cost ~1 us a message,
+# small enough (and at most HANDOFF_MAX_AGE_S old) not to add to the flush latency.
+HANDOFF_MESSAGES = 1000
+HANDOFF_BYTES = 1 << 20
+HANDOFF_MAX_AGE_S = 0.05
+# Not ``-m ingestion.writer``: that would import the module twice (as __main__ and by unpickling).
+WRITER_MAIN = "import sys; from ingestion.writer import main; sys.exit(main(sys.argv[1:]))"
 
 
 class IngestService:
@@ -142,8 +81,7 @@ class IngestService:
         metrics_port: int | None = None,
         metrics_host: str = "127.0.0.1",
         protocol: Protocol = "auto",
-        parser: ContractParser | None = None,
-        max_queued_records: int | None = None,
+        worker: Worker = "process",
         flush_max_messages: int | None = None,
         dedupe_max_entries: int = 8_000_000,
         status_interval_s: float = STATUS_INTERVAL_S,
@@ -151,16 +89,12 @@ class IngestService:
     ) -> None:
         if settings.mqtt_url is None:
             raise ValueError("no broker: set CITYPIPE_MQTT_URL (e.g. mqtt://citypipe@host:1883)")
-        if parser is None:
-            from ingestion.contract import ContractParser
-
-            parser = ContractParser.from_settings(settings)
         self.settings = settings
-        self.parser = parser
         self.until_idle_s = until_idle_s
         self.metrics_port = metrics_port
         self.metrics_host = metrics_host
         self.protocol: Protocol = protocol
+        self.worker: Worker = worker
         self.topic = f"$share/citypipe/{settings.topic_filter}" if shared else settings.topic_filter
         self.flush_max_records = settings.flush_max_records
         self.flush_max_age_s = settings.flush_max_age_s
@@ -168,19 +102,31 @@ class IngestService:
         self.flush_max_messages = flush_max_messages or min(
             settings.flush_max_records, RECEIVE_MAXIMUM // 2
         )
+        self.dedupe_max_entries = dedupe_max_entries
         self.status_interval_s = status_interval_s
         self.log_interval_s = log_interval_s
         self.status_path = settings.status_dir / "ingest.json"
         self.metrics = IngestMetrics()
-        self.index = DedupeIndex.for_dirs(
-            settings.landing_dir, settings.quarantine_dir, max_entries=dedupe_max_entries
-        )
-        self._queue = _RecordQueue(max_queued_records or settings.flush_max_records)
         self._stop = threading.Event()  # stop requested (signal, idle, stop())
         self._stopping = threading.Event()  # callback must no longer take messages
-        self._writer_error: BaseException | None = None
+        self._ready = threading.Event()  # the writer holds its lock and is warm
+        self._writer_error: str | None = None
+        self._writer_done = False
         self._conn_lock = threading.Lock()
         self._gen = 0
+        # Hand-over state, guarded by _handoff_lock (which is also held while sending, so
+        # batches reach the writer in arrival order).
+        self._handoff_lock = threading.Lock()
+        self._batch: list[tuple[str, bytes, float]] = []
+        self._batch_bytes = 0
+        self._batch_started = 0.0
+        # (connection generation, packet id, qos) of every handed-over message not yet durable,
+        # in arrival order. Appended by the network thread, popped by the receiver thread
+        # (deque append/popleft are atomic).
+        self._inflight: deque[tuple[int, int, int]] = deque()
+        self._pipe: Connection | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._writer_thread: threading.Thread | None = None
         self._ever_connected = False
         self._socket_opened_at: float | None = None
         self._fallback = False
@@ -202,25 +148,41 @@ class IngestService:
         self._stop.set()
 
     def run(self) -> int:
-        """Serve until stopped. 0 = clean exit; 1 = a landing write failed (nothing of it acked)."""
+        """Serve until stopped. 0 = clean exit; 1 = a landing write failed or the writer died
+        (nothing of what was not durable was acked)."""
         s = self.settings
-        remove_stale_temp_files(s.landing_dir, s.quarantine_dir)
         server = None
         if self.metrics_port is not None:
             server = MetricsServer(self.metrics, self.metrics_port, self.metrics_host).start()
-        # First Arrow conversion imports pandas (~2 s): do it before messages wait on it.
-        landing_table("air", [])
-        writer = threading.Thread(target=self._writer_loop, name="ingest-writer", daemon=True)
-        writer.start()
+        receiver = self._start_writer()
+        try:
+            # Connect only once the writer holds the client id's lock: a previous writer of ours
+            # might still be finishing a file, and its session must not be taken over meanwhile.
+            while not self._ready.wait(0.2):
+                if self._stop.is_set() or self._writer_error is not None:
+                    break
+            if self._ready.is_set() and not self._stop.is_set():
+                self._serve(s)
+        finally:
+            self._shutdown(receiver)
+            if server is not None:
+                server.stop()
+        if self._writer_error is not None:
+            log.error("ingest: stopped after a writer failure: %s", self._writer_error)
+            return 1
+        return 0
+
+    def _serve(self, s: Settings) -> None:
         v5 = self.protocol in ("auto", "5")
         self._client = self._make_client(v5)
         log.info(
-            "ingest: %s:%d topic %s client id %s (MQTT %s)",
+            "ingest: %s:%d topic %s client id %s (MQTT %s, writer %s)",
             self._host,
             self._port,
             self.topic,
             s.client_id,
             "5" if v5 else "3.1.1",
+            self.worker,
         )
         # The idle clock starts now, with room for an MQTT 5 attempt that a 3.1.1 broker ignores.
         self._last_message = time.monotonic() + (
@@ -228,55 +190,190 @@ class IngestService:
         )
         self._connect(self._client, v5)
         next_status = next_log = time.monotonic()
-        try:
-            while not self._stop.wait(0.2):
-                now = time.monotonic()
-                if self._writer_error is not None:
-                    break
-                if self._needs_fallback(v5, now):
-                    log.warning("broker does not accept MQTT 5: reconnecting with MQTT 3.1.1")
-                    self._client.disconnect()
-                    self._client.loop_stop()
-                    v5 = False
-                    self._client = self._make_client(v5)
-                    self._connect(self._client, v5)
-                if self.until_idle_s is not None and now - self._last_message >= self.until_idle_s:
-                    log.info("ingest: idle for %.1f s, stopping", self.until_idle_s)
-                    break
-                if now >= next_status:
-                    self._write_status()
-                    next_status = now + self.status_interval_s
-                if now >= next_log:
-                    self.metrics.log_summary()
-                    next_log = now + self.log_interval_s
-        finally:
-            self._shutdown(writer)
-            if server is not None:
-                server.stop()
-        if self._writer_error is not None:
-            log.error("ingest: stopped after a write failure: %s", self._writer_error)
-            return 1
-        return 0
+        while not self._stop.wait(HANDOFF_MAX_AGE_S):
+            now = time.monotonic()
+            if self._writer_error is not None:
+                break
+            if self._batch and now - self._batch_started >= HANDOFF_MAX_AGE_S:
+                with self._handoff_lock:
+                    if self._batch and not self._stopping.is_set():
+                        self._handoff_locked()
+            if self._needs_fallback(v5, now):
+                log.warning("broker does not accept MQTT 5: reconnecting with MQTT 3.1.1")
+                self._client.disconnect()
+                self._client.loop_stop()
+                v5 = False
+                self._client = self._make_client(v5)
+                self._connect(self._client, v5)
+            if self.until_idle_s is not None and now - self._last_message >= self.until_idle_s:
+                log.info("ingest: idle for %.1f s, stopping", self.until_idle_s)
+                break
+            if now >= next_status:
+                self._write_status()
+                next_status = now + self.status_interval_s
+            if now >= next_log:
+                self.metrics.log_summary()
+                next_log = now + self.log_interval_s
 
-    def _shutdown(self, writer: threading.Thread) -> None:
-        self._stopping.set()
-        self._queue.put_sentinel()
-        writer.join()
+    def _shutdown(self, receiver: threading.Thread) -> None:
+        with self._handoff_lock:
+            # From here the callback takes nothing: what arrives now stays unacknowledged.
+            self._stopping.set()
+            if self._batch and self._writer_error is None:
+                self._handoff_locked()
+            self._send(("stop",))
+        receiver.join()  # the writer's last flush is acked (or it failed/died)
         client = self._client
         if client is not None:
             # Acks were queued before DISCONNECT: paho writes its out-queue in order.
             client.disconnect()
             client.loop_stop()
+        self._stop_writer()
         self.metrics.set_connection(False)
         self._write_status()
         self.metrics.log_summary()
 
     def _write_status(self) -> None:
-        self.metrics.messages_pending = len(self._queue)
+        self.metrics.messages_pending = len(self._inflight) + len(self._batch)
         try:
             write_status(self.status_path, self.metrics.snapshot())
         except OSError:
             log.exception("could not write status file %s", self.status_path)
+
+    # ------------------------------------------------------------------ writer link
+
+    def _start_writer(self) -> threading.Thread:
+        from ingestion.writer import WriterConfig
+
+        config = WriterConfig(
+            settings=self.settings,
+            flush_max_records=self.flush_max_records,
+            flush_max_messages=self.flush_max_messages,
+            flush_max_age_s=self.flush_max_age_s,
+            dedupe_max_entries=self.dedupe_max_entries,
+            log_level=logging.getLogger().getEffectiveLevel(),
+        )
+        ours, theirs = socket.socketpair()
+        if self.worker == "process":
+            import ingestion
+
+            root = str(Path(ingestion.__file__).resolve().parent.parent)
+            path = os.environ.get("PYTHONPATH")
+            env = {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+            fd = theirs.fileno()
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", WRITER_MAIN, str(fd), str(os.getpid())],
+                pass_fds=(fd,),
+                env=env,
+                stdin=subprocess.DEVNULL,
+            )
+            theirs.close()  # else the writer would never see end-of-file when we die
+            self._pipe = Connection(ours.detach())
+            self._pipe.send(("config", config))
+        else:
+            from ingestion.writer import serve
+
+            self._pipe = Connection(ours.detach())
+            wconn = Connection(theirs.detach())
+
+            def run_writer() -> None:
+                try:
+                    serve(wconn, config)
+                finally:
+                    wconn.close()
+
+            self._writer_thread = threading.Thread(
+                target=run_writer, name="ingest-writer", daemon=True
+            )
+            self._writer_thread.start()
+        receiver = threading.Thread(target=self._receiver_loop, name="ingest-acks", daemon=True)
+        receiver.start()
+        return receiver
+
+    def _stop_writer(self) -> None:
+        if self._proc is not None:
+            try:
+                code = self._proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                log.error("writer process %d did not exit: killing it", self._proc.pid)
+                self._proc.kill()
+                code = self._proc.wait()
+            if code != 0 and self._writer_error is None:
+                self._writer_error = f"writer process exited with {code}"
+        if self._writer_thread is not None:
+            self._writer_thread.join(timeout=30)
+        if self._pipe is not None:
+            self._pipe.close()
+
+    def _fail(self, reason: str) -> None:
+        if self._writer_error is None:
+            self._writer_error = reason
+        self._stopping.set()
+        self._stop.set()
+
+    def _send(self, msg: tuple[Any, ...]) -> None:
+        """Send to the writer; caller holds ``_handoff_lock``. Blocks while the writer is behind."""
+        if self._pipe is None or self._writer_error is not None:
+            return
+        try:
+            self._pipe.send(msg)
+        except (OSError, ValueError) as exc:
+            self._fail(f"writer unreachable: {exc}")
+
+    def _handoff_locked(self) -> None:
+        batch = self._batch
+        self._batch = []
+        self._batch_bytes = 0
+        self.metrics.messages_received_add(
+            len(batch),
+            datetime.fromtimestamp(batch[0][2], UTC),
+            datetime.fromtimestamp(batch[-1][2], UTC),
+        )
+        self._send(("msgs", batch))
+
+    def _receiver_loop(self) -> None:
+        pipe = self._pipe
+        assert pipe is not None
+        while True:
+            try:
+                msg = pipe.recv()
+            except (EOFError, OSError):
+                if not self._writer_done:
+                    code = self._proc.poll() if self._proc is not None else None
+                    self._fail(
+                        f"writer died (exit code {code}); nothing after its last flush acked"
+                    )
+                return
+            kind = msg[0]
+            if kind == "durable":
+                self._acknowledge(*msg[1:])
+            elif kind == "ready":
+                self._ready.set()
+            elif kind == "error":
+                self._fail(f"landing write failed: {msg[1]}")
+                return
+            elif kind == "bye":
+                self._writer_done = True
+                return
+
+    def _acknowledge(
+        self, n: int, counts: dict[str, FeedCounters], files: int, seconds: float
+    ) -> None:
+        done = [self._inflight.popleft() for _ in range(n)]
+        acked = stale = 0
+        client = self._client
+        with self._conn_lock:
+            gen = self._gen
+            for g, mid, qos in done:
+                if qos == 0:
+                    continue
+                if g == gen and client is not None:
+                    client.ack(mid, qos)
+                    acked += 1
+                else:
+                    stale += 1  # its connection is gone; the broker redelivers it
+        self.metrics.messages_pending = len(self._inflight)
+        self.metrics.add_flush(counts, files=files, acked=acked, stale=stale, seconds=seconds)
 
     # ------------------------------------------------------------------ MQTT
 
@@ -388,127 +485,24 @@ class IngestService:
             log.warning("disconnected from broker: %s (reconnecting with backoff)", reason_code)
 
     def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        # Parse and enqueue only: everything slow happens in the writer thread.
-        if self._stopping.is_set():
-            return  # not acknowledged: the broker redelivers it to the next session
-        received_at = datetime.now(UTC)
+        # Enqueue the raw message only: parsing and writing happen in the writer (process).
+        received_at = time.time()
         try:
             topic = msg.topic
         except UnicodeDecodeError:
             topic = msg._topic.decode("utf-8", "replace")
-        parsed = self.parser.parse(topic, msg.payload, received_at)
-        item = _Item(self._gen, msg.mid, msg.qos, parsed, max(parsed.records, 1))
+        payload = msg.payload
+        with self._handoff_lock:
+            if self._stopping.is_set():
+                return  # not acknowledged: the broker redelivers it to the next session
+            if not self._batch:
+                self._batch_started = time.monotonic()
+            self._batch.append((topic, payload, received_at))
+            self._inflight.append((self._gen, msg.mid, msg.qos))
+            self._batch_bytes += len(payload)
+            if len(self._batch) >= HANDOFF_MESSAGES or self._batch_bytes >= HANDOFF_BYTES:
+                self._handoff_locked()  # blocks while the writer is behind: backpressure
         self._last_message = time.monotonic()
-        if self._queue.put(item, self._stopping):
-            self.metrics.message_received(received_at)
-
-    # ------------------------------------------------------------------ writer
-
-    def _writer_loop(self) -> None:
-        pending: list[_Item] = []
-        records = 0
-        oldest = 0.0
-        done = False
-        while not done:
-            timeout = max(0.0, oldest + self.flush_max_age_s - time.monotonic()) if pending else 0.5
-            if pending:
-                # Let a batch accumulate instead of waking for every message (and taking the GIL
-                # from the network thread that is receiving them).
-                time.sleep(min(timeout, 0.02))
-                timeout = 0.0
-            for item in self._queue.get_many(timeout, max_items=1 << 16):
-                if item is None:
-                    done = True
-                    break
-                if not pending:
-                    oldest = time.monotonic()
-                pending.append(item)
-                records += item.weight
-            if not pending:
-                continue
-            if (
-                done
-                or records >= self.flush_max_records
-                or len(pending) >= self.flush_max_messages
-                or time.monotonic() - oldest >= self.flush_max_age_s
-            ):
-                try:
-                    self._flush(pending)
-                except BaseException as exc:
-                    # Nothing of this batch is acknowledged: the broker keeps it for the next run.
-                    log.exception("landing write failed; stopping without acknowledging the batch")
-                    self._writer_error = exc
-                    self._stopping.set()
-                    self._stop.set()
-                    return
-                pending = []
-                records = 0
-
-    def _flush(self, pending: list[_Item]) -> None:
-        t0 = time.perf_counter()
-        s = self.settings
-        counts: dict[str, FeedCounters] = defaultdict(FeedCounters)
-        readings: dict[tuple[str, date], list[dict[str, object]]] = defaultdict(list)
-        rejected: dict[date, list[dict[str, object]]] = defaultdict(list)
-        for item in pending:
-            for r in item.parsed.readings:
-                readings[(r.feed, r.local_date)].append(r.row)
-            for j in item.parsed.rejections:
-                rejected[j.row["received_date"]].append(j.row)  # type: ignore[index]
-        files = 0
-
-        for (feed, day), rows in readings.items():
-            digests = [reading_digests(row) for row in rows]
-            keys = [d[0] for d in digests]
-            pairs = [d[1] for d in digests]
-            verdicts = self.index.classify((feed, day), keys, pairs)
-            keep = [i for i, v in enumerate(verdicts) if v != Verdict.DUPLICATE]
-            c = counts[feed]
-            c.received += len(rows)
-            c.accepted += len(keep)
-            c.duplicates += len(rows) - len(keep)
-            c.revisions += sum(1 for v in verdicts if v == Verdict.REVISION)
-            if keep:
-                table = landing_table(feed, [rows[i] for i in keep])
-                write_table_atomic(table, landing_partition(s.landing_dir, feed, day))
-                files += 1
-                self.index.commit((feed, day), [keys[i] for i in keep], [pairs[i] for i in keep])
-
-        for day, rows in rejected.items():
-            digests_q = [quarantine_digest(row) for row in rows]
-            verdicts = self.index.classify((QUARANTINE, day), digests_q, digests_q)
-            keep = [i for i, v in enumerate(verdicts) if v != Verdict.DUPLICATE]
-            kept = set(keep)
-            for i, row in enumerate(rows):
-                c = counts[str(row["feed"] or "unknown")]
-                c.received += 1
-                if i in kept:
-                    c.quarantined[str(row["reason"])] += 1
-                else:
-                    c.duplicates += 1
-            if keep:
-                table = quarantine_table([rows[i] for i in keep])
-                write_table_atomic(table, quarantine_partition(s.quarantine_dir, day))
-                files += 1
-                kept_digests = [digests_q[i] for i in keep]
-                self.index.commit((QUARANTINE, day), kept_digests, kept_digests)
-
-        acked = stale = 0
-        client = self._client
-        with self._conn_lock:
-            gen = self._gen
-            for item in pending:
-                if item.qos == 0:
-                    continue
-                if item.gen == gen and client is not None:
-                    client.ack(item.mid, item.qos)
-                    acked += 1
-                else:
-                    stale += 1  # its connection is gone; the broker redelivers it
-        self.metrics.messages_pending = len(self._queue)
-        self.metrics.add_flush(
-            counts, files=files, acked=acked, stale=stale, seconds=time.perf_counter() - t0
-        )
 
 
 # ---------------------------------------------------------------------- CLI
@@ -543,6 +537,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help=f"rewrite status/ingest.json this often (default {STATUS_INTERVAL_S:g})",
     )
+    p.add_argument(
+        "--writer",
+        choices=("process", "thread"),
+        default="process",
+        help="parse and write in a separate process (default: uses a second core) or a thread",
+    )
     p.add_argument("--mqtt-url", help="broker URL (default: CITYPIPE_MQTT_URL)")
     p.add_argument("--client-id", help="MQTT client id (default: CITYPIPE_MQTT_CLIENT_ID)")
     p.add_argument(
@@ -570,6 +570,7 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
             metrics_port=args.metrics_port,
             metrics_host=args.metrics_host,
             protocol=args.protocol,
+            worker=args.writer,
             status_interval_s=args.status_interval,
         )
     except ValueError as exc:

@@ -4,33 +4,34 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.request
-from datetime import UTC, datetime
 
 import pytest
 
 from citypipe.settings import Settings
-from ingestion.contract import ContractParser
 from ingestion.metrics import FeedCounters, IngestMetrics, MetricsServer, write_status
-from ingestion.service import IngestService, _Item
+from ingestion.service import IngestService
+from ingestion.writer import LandingWriter
 
 from .payloads import make_plan
 
 
 def test_flush_accounting_holds_for_every_feed(settings: Settings) -> None:
-    # No broker: the flush path alone (parse, dedupe, write, count); acks have no connection.
+    # No broker: the writer's flush path (parse, dedupe, write, count) and the service's ack
+    # accounting; the service never connected, so nothing can be acked.
     s = settings.model_copy(update={"mqtt_url": "mqtt://127.0.0.1:9"})
     service = IngestService(s)
-    parser = ContractParser.from_settings(s)
+    writer = LandingWriter(s)
     plan = make_plan(400, seed=3)
-    now = datetime.now(UTC)
-    items = []
-    for mid, (topic, payload) in enumerate(plan.messages, start=1):
-        pm = parser.parse(topic, payload, now)
-        items.append(_Item(0, mid, 1, pm, max(pm.records, 1)))
-    half = len(items) // 2
-    service._flush(items[:half])
-    service._flush(items[half:])
+    now = time.time()
+    parsed = [writer.parse(topic, payload, now) for topic, payload in plan.messages]
+    service._inflight.extend((0, mid, 1) for mid in range(1, len(parsed) + 1))
+    half = len(parsed) // 2
+    for chunk in (parsed[:half], parsed[half:]):
+        result = writer.write(chunk)
+        service._acknowledge(len(chunk), result.counts, result.files, 0.01)
+    assert not service._inflight
     snap = service.metrics.snapshot()
     assert snap["invariant_ok"] is True
     for feed, c in snap["feeds"].items():
@@ -41,7 +42,7 @@ def test_flush_accounting_holds_for_every_feed(settings: Settings) -> None:
     assert r["accepted"] == plan.valid_readings
     assert r["revisions"] == plan.revisions
     assert r["quarantined"] == sum(plan.expected_quarantine.values())
-    assert snap["messages"]["unacked_stale"] == len(items)  # never connected: nothing acked
+    assert snap["messages"]["unacked_stale"] == len(parsed)  # never connected: nothing acked
 
 
 def test_invariant_violation_is_reported_loudly(caplog: pytest.LogCaptureFixture) -> None:

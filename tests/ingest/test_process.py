@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from citypipe.settings import REPO_ROOT, Settings
@@ -70,6 +71,22 @@ class Ingest:
     def signal(self, sig: int) -> None:
         os.kill(self.proc.pid, sig)
 
+    def writer_pids(self) -> list[int]:
+        return [c.pid for c in psutil.Process(self.proc.pid).children(recursive=True)]
+
+
+def _gone(pid: int, timeout: float = 10) -> bool:
+    """True once ``pid`` has exited (a zombie nobody reaped counts as exited)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
 
 def _publisher(broker: BrokerHandle, messages: list[tuple[str, bytes]]) -> threading.Thread:
     t = threading.Thread(target=publish, args=(broker, messages), daemon=True)
@@ -102,6 +119,33 @@ def test_sigterm_flushes_acks_and_exits_zero(settings: Settings, broker: BrokerH
     assert landing_rows(home) == plan.expected_rows
 
 
+def test_writer_death_exits_nonzero_and_acks_nothing_more(
+    settings: Settings, broker: BrokerHandle
+) -> None:
+    home = settings.home
+    plan = make_plan(15_000, seed=7, faults=False)
+    first = Ingest(home, broker.url)
+    first.wait_for(lambda st: st.get("connected"))
+    (writer,) = first.writer_pids()
+    pub = _publisher(broker, plan.messages)
+    first.wait_for(lambda st: st["records"]["accepted"] >= 1000)
+    os.kill(writer, signal.SIGKILL)
+    assert first.wait(30) == 1  # the service does not carry on without its writer
+    st = first.read_status()
+    assert st["invariant_ok"] is True
+    assert 0 < st["messages"]["acked"] <= st["messages"]["received"]
+    assert st["records"]["accepted"] < plan.valid_readings, "not a mid-stream kill"
+    pub.join(120)
+
+    second = Ingest(home, broker.url, "--until-idle", "2")
+    assert second.wait(120) == 0
+    # Nothing acked was lost; what the dead writer had landed but not reported came back and
+    # was recognised as a duplicate, not stored twice.
+    assert landing_rows(home) == plan.expected_rows
+    assert quarantine_reasons(home) == plan.expected_quarantine
+    assert second.read_status()["invariant_ok"] is True
+
+
 @pytest.mark.slow
 def test_sigkill_twice_mid_stream_loses_nothing_stores_nothing_twice(
     settings: Settings, broker: BrokerHandle
@@ -118,8 +162,11 @@ def test_sigkill_twice_mid_stream_loses_nothing_stores_nothing_twice(
         st = proc.wait_for(
             lambda st, t=threshold, b=landed_before: b + st["records"]["accepted"] >= t, 120
         )
+        writers = proc.writer_pids()
+        assert writers, "no writer process"
         proc.signal(signal.SIGKILL)
         assert proc.wait(10) == -signal.SIGKILL
+        assert all(_gone(pid) for pid in writers), "writer outlived the killed service"
         runs.append(st)
         landed_before += st["records"]["accepted"]
         assert landed_before < total, "the stream ended before the kill: not a mid-stream kill"

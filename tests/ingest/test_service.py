@@ -92,3 +92,15 @@ def test_amqtt_fallback_broker_round_trip(ingest_settings: Settings, tmp_path) -
     assert quarantine_reasons(s.home) == plan.expected_quarantine
     r = _status(s)["records"]
     assert r["received"] == r["accepted"] + r["quarantined"] + r["duplicates"] == plan.records
+
+
+def test_writer_thread_mode_round_trip(ingest_settings: Settings, broker: BrokerHandle) -> None:
+    plan = make_plan(400, seed=6)
+    assert _run(IngestService(ingest_settings, until_idle_s=1.0, worker="thread")) == 0
+    publish(broker, plan.messages)
+    assert _run(IngestService(ingest_settings, until_idle_s=1.5, worker="thread")) == 0
+    assert landing_rows(ingest_settings.home) == plan.expected_rows
+    assert quarantine_reasons(ingest_settings.home) == plan.expected_quarantine
+    st = _status(ingest_settings)
+    assert st["invariant_ok"] is True
+    assert st["messages"]["received"] == st["messages"]["acked"] == len(plan.messages)
