@@ -85,6 +85,8 @@ KINDS: list[tuple[str, str, str, Any]] = [
     ("waterlogging", "negative depth", "depth_cm_in_range", _set(5, depth_cm=-3.0)),
     ("waterlogging", "depth 9 m", "depth_cm_in_range", _set(6, depth_cm=900.0)),
     ("waterlogging", "rain 20 mm in a minute", "rain_rate_plausible", _set(7, rain_mm=20.0)),
+    # A dry road (a few cm of puddle) reading 140 cm for one minute: a gauge echo, not a flood.
+    ("waterlogging", "depth spike", "spike_depth_cm", _set(20, depth_cm=140.6)),
     ("traffic", "speed 300 km/h", "speed_kmh_in_range", _set(5, speed_kmh=300.0)),
     ("traffic", "occupancy 120 %", "occupancy_pct_in_range", _set(6, occupancy_pct=120.0)),
     (
