@@ -42,10 +42,18 @@ def load_rules(directory: Path = STANDARDS_DIR) -> tuple[StatusRule, ...]:
 
 
 def rule_for(feed: str, as_of: date, directory: Path = STANDARDS_DIR) -> StatusRule:
-    rules = [r for r in load_rules(directory) if r.feed == feed and r.valid_from <= as_of]
+    """The feed's rule in force on ``as_of``; before the first rule's valid_from, that first rule.
+
+    The look-back is the project's own convention, not a dated standard: a backfill of a day
+    before it was written must still run (the SQL macros fall back the same way).
+    """
+    rules = [r for r in load_rules(directory) if r.feed == feed]
     if not rules:
-        raise KeyError(f"{STATUS_FILE}: no status rule for feed {feed!r} valid on {as_of}")
-    return max(rules, key=lambda r: r.valid_from)
+        raise KeyError(f"{STATUS_FILE}: no status rule for feed {feed!r}")
+    in_force = [r for r in rules if r.valid_from <= as_of]
+    if in_force:
+        return max(in_force, key=lambda r: r.valid_from)
+    return min(rules, key=lambda r: r.valid_from)
 
 
 def lookback_days(as_of: date, directory: Path = STANDARDS_DIR) -> int:

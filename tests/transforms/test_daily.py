@@ -195,3 +195,18 @@ def test_finalize_after_lookback(wh, insert_obs) -> None:
     # Water at the section had full coverage: final. County traffic had 1 of 34 detectors.
     assert statuses["water.section_class/WS-WAT-01"] == "final"
     assert statuses["traffic.tpi/county"] == "provisional"
+
+
+def test_a_day_of_2025_computes(wh, insert_obs) -> None:
+    # The DAG and `citypipe kpis` for a day before the status rules' first valid_from crashed
+    # with KeyError (no status rule valid on 2025-12-31).
+    d = date(2025, 12, 31)
+    day_data(insert_obs, d)
+    summary = compute_day(wh, d, "daily", as_of=datetime(2026, 1, 1, 1, tzinfo=CST))
+    assert summary.days == [d]
+    p = pack(wh, d)
+    assert p[("water.section_class", "WS-WAT-01")][:2] == (1.0, "I")
+    assert {v[-1] for v in p.values()} == {"provisional"}
+    # A week later the fully covered section value is final (the SQL rules apply to 2025 too).
+    compute_day(wh, date(2026, 1, 9), "daily", as_of=datetime(2026, 1, 9, 1, tzinfo=CST))
+    assert pack(wh, d)[("water.section_class", "WS-WAT-01")][-1] == "final"

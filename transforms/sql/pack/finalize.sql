@@ -3,10 +3,17 @@
 update kpi.kpi_values as v
 set status = 'final'
 from (
-    select feed, arg_max(lookback_days, valid_from) as lookback_days,
-        arg_max(min_coverage_pct, valid_from) as min_coverage_pct
+    -- The rule in force on the as-of date, else the feed's first rule (as transforms/status.py).
+    select feed,
+        coalesce(
+            arg_max(lookback_days, valid_from) filter (where valid_from <= $as_of_date),
+            arg_min(lookback_days, valid_from)
+        ) as lookback_days,
+        coalesce(
+            arg_max(min_coverage_pct, valid_from) filter (where valid_from <= $as_of_date),
+            arg_min(min_coverage_pct, valid_from)
+        ) as min_coverage_pct
     from ref.kpi_status
-    where valid_from <= $as_of_date
     group by feed
 ) as r
 where

@@ -4,14 +4,20 @@ create or replace temp macro pack_status(feed_name, day, as_of_date, coverage) a
         when
             coverage is not null
             and day < as_of_date - (
-                select arg_max(lookback_days, valid_from)::integer
+                select coalesce(
+                    arg_max(lookback_days, valid_from) filter (where valid_from <= as_of_date),
+                    arg_min(lookback_days, valid_from)
+                )::integer
                 from ref.kpi_status
-                where feed = feed_name and valid_from <= as_of_date
+                where feed = feed_name
             )
             and coverage >= (
-                select arg_max(min_coverage_pct, valid_from)::double
+                select coalesce(
+                    arg_max(min_coverage_pct, valid_from) filter (where valid_from <= as_of_date),
+                    arg_min(min_coverage_pct, valid_from)
+                )::double
                 from ref.kpi_status
-                where feed = feed_name and valid_from <= as_of_date
+                where feed = feed_name
             )
             then 'final'
         else 'provisional'
