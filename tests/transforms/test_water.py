@@ -154,3 +154,22 @@ def test_county_shares_and_drinking_compliance(
     assert drinking == (34, 2, 1, 50.0)
     s = section(wh, "WS-DWS-01", day)
     assert s["is_compliant"] is True and s["supplementary_measured"] is False
+
+
+def test_shares_round_half_to_even(wh: duckdb.DuckDBPyConnection, insert_obs) -> None:
+    # GB/T 8170 (四舍六入五成双), as the air good-days ratio: with 16 sections 13/16 = 81.25 %
+    # publishes 81.2, 1/16 = 6.25 % -> 6.2 and 5/16 = 31.25 % -> 31.2 (not 81.3, 6.3, 31.3).
+    d1, d2 = date(2026, 6, 1), date(2026, 6, 2)
+    sites = [f"WS-WAT-{i:02d}" for i in range(1, 17)]
+    for i, site in enumerate(sites):
+        insert_obs("water", readings(site, d1, codmn_mgl=3.0 if i < 13 else 7.0))  # II / IV
+        # d2: one Class I, four Class III, eleven Class IV
+        codmn = 1.5 if i == 0 else 5.0 if i < 5 else 7.0
+        insert_obs("water", readings(site, d2, codmn_mgl=codmn))
+    compute_water_range(wh, d1, d2)
+    rows = wh.execute(
+        "select local_date, n_assessed, class_ii_share_pct, class_iii_share_pct,"
+        " target_attainment_pct from kpi.kpi_daily_water"
+        " where period = 'day' and scope = 'sections' order by local_date"
+    ).fetchall()
+    assert rows == [(d1, 16, 81.2, 81.2, 81.2), (d2, 16, 6.2, 31.2, 6.2)]

@@ -1,5 +1,18 @@
 -- kpi.kpi_daily_water for as-of days $start_date..$end_date: shares over the sections assessed in
 -- each period (a section without any valid assessment result in the period is not assessed).
+-- (n / d) x 100 % to one decimal, rounded half to even (GB/T 8170, 四舍六入五成双) in integers:
+-- DuckDB's round() rounds half away from zero (13/16 = 81.25 % would publish 81.3, not 81.2).
+create or replace temp macro water_share_pct(n, d) as
+    case
+        when d > 0 then (
+            (1000 * n::bigint) // d + case
+                when 2 * ((1000 * n::bigint) % d) > d then 1
+                when 2 * ((1000 * n::bigint) % d) < d then 0
+                else ((1000 * n::bigint) // d) % 2
+            end
+        ) / 10.0
+    end;
+
 delete from kpi.kpi_daily_water where local_date between $start_date and $end_date;
 
 insert into kpi.kpi_daily_water
@@ -46,16 +59,16 @@ select
     n_sites,
     n_assessed,
     n_class_ii_or_better,
-    round(100.0 * n_class_ii_or_better / nullif(n_assessed, 0), 1) as class_ii_share_pct,
+    water_share_pct(n_class_ii_or_better, n_assessed) as class_ii_share_pct,
     n_class_iii_or_better,
-    round(100.0 * n_class_iii_or_better / nullif(n_assessed, 0), 1) as class_iii_share_pct,
+    water_share_pct(n_class_iii_or_better, n_assessed) as class_iii_share_pct,
     n_meets_target,
-    round(100.0 * n_meets_target / nullif(n_assessed, 0), 1) as target_attainment_pct,
+    water_share_pct(n_meets_target, n_assessed) as target_attainment_pct,
     case when scope = 'drinking_sources' then n_compliant end as n_compliant,
     case
         when scope = 'drinking_sources'
-            then round(100.0 * n_compliant / nullif(n_assessed, 0), 1)
+            then water_share_pct(n_compliant, n_assessed)
     end as compliance_pct,
-    round(100.0 * n_results / nullif(expected_results, 0), 1) as coverage_pct,
+    water_share_pct(n_results, expected_results) as coverage_pct,
     now() as computed_at
 from counted;
