@@ -5,9 +5,20 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 if command -v uv >/dev/null 2>&1; then
   exec uv "$@"
 fi
-if [ ! -x "$here/.tools/bin/uv" ]; then
+tools="$here/.tools"
+if [ ! -x "$tools/bin/uv" ]; then
   echo "uv not found: installing it into .tools/ from PyPI" >&2
-  python3 -m venv "$here/.tools"
-  "$here/.tools/bin/python" -m pip install --quiet --disable-pip-version-check "uv>=0.5,<1"
+  # A venv is the clean way; Debian's python3 lacks ensurepip without python3-venv, so fall
+  # back to a plain pip --target install (uv is one static binary plus a tiny Python shim).
+  if python3 -m venv "$tools" >/dev/null 2>&1 && [ -x "$tools/bin/pip" ]; then
+    "$tools/bin/python" -m pip install --quiet --disable-pip-version-check "uv>=0.5,<1"
+  else
+    rm -rf "$tools"
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages \
+      --target "$tools/lib" "uv>=0.5,<1" 2>/dev/null ||
+      python3 -m pip install --quiet --disable-pip-version-check --target "$tools/lib" "uv>=0.5,<1"
+    mkdir -p "$tools/bin"
+    ln -sf "$tools/lib/bin/uv" "$tools/bin/uv"
+  fi
 fi
-exec "$here/.tools/bin/uv" "$@"
+exec "$tools/bin/uv" "$@"
