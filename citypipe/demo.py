@@ -205,11 +205,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 def _print_restatements(settings: Settings) -> None:
     from warehouse import db
 
+    sql = (Path(__file__).parent / "sql" / "recent_restatements.sql").read_text(encoding="utf-8")
     with db.reader(settings) as con:
-        rows = con.execute(
-            "select kpi_id, local_date, dimension, old_value, new_value, reason "
-            "from kpi.kpi_restatements order by restated_at, kpi_id limit 20"
-        ).fetchall()
+        rows = con.execute(sql, {"max_rows": 20}).fetchall()
     print(f"\n== restatements ({len(rows)} shown; late data changed published values)")
     for kpi_id, day, dim, old, new, reason in rows:
         print(f"  {day} {kpi_id} [{dim}]: {old} -> {new} ({reason})")
