@@ -210,3 +210,20 @@ def test_a_day_of_2025_computes(wh, insert_obs) -> None:
     # A week later the fully covered section value is final (the SQL rules apply to 2025 too).
     compute_day(wh, date(2026, 1, 9), "daily", as_of=datetime(2026, 1, 9, 1, tzinfo=CST))
     assert pack(wh, d)[("water.section_class", "WS-WAT-01")][-1] == "final"
+
+
+def test_site_class_rows_publish_the_target_class(wh, insert_obs) -> None:
+    # Every section and source has a target class (catalogue: II for the sections, III for the
+    # drinking sources); the pack's target column carries its number, details keep the label.
+    day_data(insert_obs, D)
+    compute_day(wh, D, "test", as_of=AS_OF)
+    rows = dict(
+        wh.execute(
+            "select dimension, (target, details->>'target_class') from kpi.kpi_values"
+            " where local_date = ? and kpi_id in ('water.section_class', 'water.source_class')",
+            [D],
+        ).fetchall()
+    )
+    assert rows["WS-WAT-01"] == (2.0, "II")
+    assert rows["WS-DWS-01"] == (3.0, "III")
+    assert all(t is not None for t, _ in rows.values())

@@ -15,12 +15,15 @@ site_day as (
         m.class_label as month_class_label,
         y.section_class as year_class,
         y.class_label as year_class_label,
-        y.main_pollutants as year_main_pollutants
+        y.main_pollutants as year_main_pollutants,
+        tg.class_no as target_class_no
     from sites as d
     left join sites as m
         on m.site_id = d.site_id and m.as_of_date = d.as_of_date and m.period = 'month'
     left join sites as y
         on y.site_id = d.site_id and y.as_of_date = d.as_of_date and y.period = 'year'
+    -- The target is the site's own target class (catalogue), published as its class number.
+    left join ref.water_grades as tg on tg.class_label = d.target_class
     where d.period = 'day'
 ),
 
@@ -59,7 +62,7 @@ select
     section_class::double as value,
     class_label as value_text,
     'class' as unit,
-    null::double as target,
+    target_class_no::double as target,
     pack_status('water', as_of_date, $as_of_date::date, coverage_pct) as status,
     coverage_pct,
     json_object(
