@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -17,13 +18,25 @@ from ingestion.schema import VALUE_COLUMNS
 VALUE_COLUMN = {"air": "pm25_ugm3", "waterlogging": "depth_cm", "traffic": "volume_veh"}
 
 
+def start_mosquitto(data_dir: Path) -> BrokerHandle:
+    """A real Mosquitto with the project's config; no silent fallback to amqtt.
+
+    Without the binary: fail when CITYPIPE_REQUIRE_MOSQUITTO=1 (CI sets it), else skip.
+    """
+    try:
+        return start_broker(data_dir, prefer="mosquitto")
+    except BrokerUnavailable as exc:
+        if os.environ.get("CITYPIPE_REQUIRE_MOSQUITTO") == "1":
+            pytest.fail(f"CITYPIPE_REQUIRE_MOSQUITTO=1 but mosquitto is unavailable: {exc}")
+        pytest.skip(
+            f"mosquitto unavailable (install it, or CI sets CITYPIPE_REQUIRE_MOSQUITTO=1): {exc}"
+        )
+
+
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[BrokerHandle]:
-    try:
-        handle = start_broker(tmp_path / "broker")
-    except BrokerUnavailable as exc:
-        pytest.skip(f"no MQTT broker available (neither mosquitto nor amqtt started): {exc}")
-    with handle:
+    with start_mosquitto(tmp_path / "broker") as handle:
+        assert handle.kind == "mosquitto"
         yield handle
 
 
