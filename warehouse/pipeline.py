@@ -76,7 +76,7 @@ def _ledger_index(settings: Settings) -> set[tuple[str, int, int]]:
             rows = sqlfiles.run(con, "meta/loaded_files.sql").fetchall()
         except duckdb.CatalogException:  # not migrated yet
             return set()
-    return {(p, size, mtime) for p, size, mtime, _sha in rows}
+    return {(p, size, mtime) for p, size, mtime in rows}
 
 
 def discover_new_files(
@@ -84,8 +84,10 @@ def discover_new_files(
 ) -> dict[str, list[str]]:
     """New landing files per feed and new quarantine files (key ``quarantine``), oldest first.
 
-    A file is known when the ledger has its path with the same size and mtime; a file with a
-    known checksum under another name is skipped at load time. Per feed, files are taken until
+    A file is known when the ledger (``meta.load_ledger`` or ``meta.ledger_paths``) has its
+    path with the same size and mtime. A file with a known checksum under another name (or
+    touched) is discovered once, skipped at load time, and its path recorded in
+    ``meta.ledger_paths`` so it is not discovered again. Per feed, files are taken until
     ``max_batch_rows`` (from Parquet footers); the rest wait for the next run.
     """
     known = _ledger_index(settings)
@@ -356,6 +358,17 @@ def _register_ledger(
     )
 
 
+def _remember_paths(
+    con: duckdb.DuckDBPyConnection, files: list[BatchFile], kind: str, params: dict[str, Any]
+) -> None:
+    """Record every path of the batch (loaded or skipped as a known checksum) with its size and
+    mtime in ``meta.ledger_paths``; discovery skips a path that still matches."""
+    if not files:
+        return
+    _register_ledger(con, files, kind, None)
+    sqlfiles.run(con, "meta/insert_ledger_paths.sql", params)
+
+
 class InjectedFailure(RuntimeError):
     """Raised by the test hook to interrupt a load between its inserts and its commit."""
 
@@ -402,7 +415,9 @@ def load_feed_batch(
             known = _known_checksums(con, [f.sha256 for f in files])
             fresh = [f for f in files if f.sha256 not in known]
             if not fresh:
-                con.execute("rollback")
+                # Remember the paths, so copies of loaded files are not rediscovered forever.
+                _remember_paths(con, files, "landing", params_common)
+                con.execute("commit")
                 log.info("%s: every file of the batch was loaded before; nothing to do", feed)
                 _cleanup(work)
                 return out
@@ -438,6 +453,7 @@ def load_feed_batch(
             )
             _register_ledger(con, fresh, "landing", feed)
             sqlfiles.run(con, "meta/insert_ledger.sql", params_common)
+            _remember_paths(con, files, "landing", params_common)
             if fail_before_commit:
                 raise InjectedFailure("injected failure after the inserts, before commit")
             con.execute("commit")
@@ -679,6 +695,7 @@ def load_quarantine(settings: Settings, files: list[str], load_run_id: str) -> d
             if fresh:
                 _register_ledger(con, fresh, "quarantine", None)
                 sqlfiles.run(con, "meta/insert_ledger.sql", params)
+            _remember_paths(con, infos, "quarantine", params)
             con.execute("commit")
         except BaseException:
             con.execute("rollback")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -114,6 +116,25 @@ def test_rerun_loads_nothing_twice(settings: Settings) -> None:
     out = run_all(settings, "r3")
     assert out["air"]["loaded"] is False
     assert counts(settings) == before
+    # The copy's path is remembered: never discovered (re-hashed, re-validated) again.
+    assert P.discover_new_files(settings)["air"] == []
+    # A touched file (same bytes, new mtime) is discovered once more, then never again.
+    os.utime(paths[0], ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert P.discover_new_files(settings)["air"] == [str(paths[0])]
+    run_all(settings, "r4")
+    assert P.discover_new_files(settings)["air"] == []
+    assert counts(settings) == before
+
+
+def test_copied_quarantine_file_is_discovered_once(settings: Settings) -> None:
+    src = _quarantine_file(settings.home, 2)
+    run_all(settings, "r1")
+    copy = src.with_name("part-copy.parquet")
+    shutil.copy(src, copy)
+    assert P.discover_new_files(settings)["quarantine"] == [str(copy)]
+    run_all(settings, "r2")
+    assert P.discover_new_files(settings)["quarantine"] == []
+    assert q(settings, "select count(*) from dq.quarantine") == [(3,)]
 
 
 def test_redelivered_and_revised_readings(settings: Settings) -> None:
