@@ -147,3 +147,31 @@ def test_vkt_weighting_scopes_and_peaks(wh, insert_obs, day: date) -> None:
         " is not null"
     ).fetchone()
     assert peak_hours == (4,)
+
+
+def test_peak_tpi_weights_tti_by_vkt(wh, insert_obs, day: date) -> None:
+    # Standards §6: peak TTI = sum(TTI x VKT) / sum(VKT) over the peak hours and the scope's
+    # detectors, then mapped to TPI. TTI 1.1 with VKT 61 and TTI 1.9 with VKT 610 -> TTI 1.8273
+    # -> TPI 6 + 2 x 0.0273 / 0.3 = 6.18 (moderate); a mean of the hourly TPIs gave 3.83.
+    rows = []
+    for h_light, h_heavy in ((7, 8), (17, 18)):
+        rows.append(reading(ARTERIAL, day, h_light, 30, 100, 50 / 1.1))
+        rows.append(reading(ARTERIAL, day, h_heavy, 30, 1000, 50 / 1.9))
+    insert_obs("traffic", rows)
+    compute_traffic_range(wh, day, day)
+    tti = wh.execute(
+        "select hour(hour_start), tti, vkt from kpi.kpi_hourly_traffic"
+        " where scope = 'old_town' order by 1"
+    ).fetchall()
+    # (speeds are stored to 2 decimals: TTI 1.1001 and 1.8997)
+    assert [(h, round(t, 3), v) for h, t, v in tti] == [
+        (7, 1.1, 61.0), (8, 1.9, 610.0), (17, 1.1, 61.0), (18, 1.9, 610.0),
+    ]  # fmt: skip
+    daily = wh.execute(
+        "select scope, peak_tpi, peak_level, am_peak_tpi, pm_peak_tpi from kpi.kpi_daily_traffic"
+        " where scope in ('old_town', 'county') order by scope"
+    ).fetchall()
+    assert daily == [
+        ("county", 6.18, "moderate", 6.18, 6.18),
+        ("old_town", 6.18, "moderate", 6.18, 6.18),
+    ]

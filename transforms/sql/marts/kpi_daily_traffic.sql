@@ -1,5 +1,6 @@
--- kpi.kpi_daily_traffic for $start_date..$end_date: peak-hour TPI = mean of the hourly TPIs of
--- the peak hours (AM and PM separately too), hours whose TPI is moderate or heavy, detector-hours
+-- kpi.kpi_daily_traffic for $start_date..$end_date: peak-hour TPI = the TPI of the VKT-weighted
+-- TTI over the peak hours and the scope's detectors (standards §6: sum(TTI x VKT) / sum(VKT), then
+-- the TPI mapping; AM and PM separately too), hours whose TPI is moderate or heavy, detector-hours
 -- at moderate or heavy congestion level, volume, VKT and coverage (valid lane readings received
 -- over expected, every catalogue detector of the scope counted).
 delete from kpi.kpi_daily_traffic where local_date between $start_date and $end_date;
@@ -31,6 +32,85 @@ detectors as (
 levels as (
     select *, tpi_to = max(tpi_to) over () as is_top
     from ref.tpi_levels
+),
+
+mapping as (
+    select
+        extra_time_ratio as e0,
+        tpi as t0,
+        lead(extra_time_ratio) over (order by extra_time_ratio) as e1,
+        lead(tpi) over (order by extra_time_ratio) as t1
+    from ref.tpi_mapping
+),
+
+peak_detector_hours as (
+    select h.*, p.period as peak_period
+    from detector_hours as h
+    inner join ref.peak_hours as p
+        on hour(h.hour_start) >= p.start_hour and hour(h.hour_start) < p.end_hour
+    where h.tti is not null and h.vkt > 0
+),
+
+-- VKT-weighted TTI of the peak hours, all peaks and AM / PM (exact decimal sums, as hourly).
+peak_tti as (
+    select
+        local_date,
+        case
+            when grouping(district) = 0 then district
+            when grouping(is_old_town) = 0
+                then case when is_old_town then 'old_town' else 'other_districts' end
+            else 'county'
+        end as scope,
+        round(
+            sum(tti::decimal(18, 4) * vkt::decimal(18, 4))::double
+            / sum(vkt::decimal(18, 4))::double,
+            4
+        ) as peak_tti,
+        round(
+            sum(tti::decimal(18, 4) * vkt::decimal(18, 4)) filter (where peak_period = 'am')::double
+            / sum(vkt::decimal(18, 4)) filter (where peak_period = 'am')::double,
+            4
+        ) as am_peak_tti,
+        round(
+            sum(tti::decimal(18, 4) * vkt::decimal(18, 4)) filter (where peak_period = 'pm')::double
+            / sum(vkt::decimal(18, 4)) filter (where peak_period = 'pm')::double,
+            4
+        ) as pm_peak_tti
+    from peak_detector_hours
+    group by grouping sets ((local_date), (local_date, district), (local_date, is_old_town))
+),
+
+peak_tpi as (
+    select
+        t.local_date,
+        t.scope,
+        u.peak_period,
+        -- TTI -> TPI exactly as kpi_hourly_traffic (piecewise linear in e, capped, 2 decimals)
+        round(
+            case
+                when u.tti is null then null
+                when u.tti - 1 >= (select max(e0) from mapping)
+                    then (select max(t0) from mapping)
+                else m.t0 + (m.t1 - m.t0) * (u.tti - 1 - m.e0) / (m.e1 - m.e0)
+            end,
+            2
+        ) as tpi
+    from peak_tti as t
+    cross join lateral (
+        values ('all', t.peak_tti), ('am', t.am_peak_tti), ('pm', t.pm_peak_tti)
+    ) as u (peak_period, tti)
+    left join mapping as m on u.tti - 1 >= m.e0 and u.tti - 1 < m.e1
+),
+
+peak_scoped as (
+    select
+        local_date,
+        scope,
+        any_value(tpi) filter (where peak_period = 'all') as peak_tpi,
+        any_value(tpi) filter (where peak_period = 'am') as am_peak_tpi,
+        any_value(tpi) filter (where peak_period = 'pm') as pm_peak_tpi
+    from peak_tpi
+    group by local_date, scope
 ),
 
 days as (
@@ -73,9 +153,6 @@ hour_scoped as (
         local_date,
         scope,
         -- means of 2-decimal TPIs summed exactly (a recomputation never flips a last digit)
-        round(avg(tpi::decimal(18, 2)) filter (where peak_period is not null), 2) as peak_tpi,
-        round(avg(tpi::decimal(18, 2)) filter (where peak_period = 'am'), 2) as am_peak_tpi,
-        round(avg(tpi::decimal(18, 2)) filter (where peak_period = 'pm'), 2) as pm_peak_tpi,
         round(avg(tpi::decimal(18, 2)), 2) as day_mean_tpi,
         max(tpi) as max_hour_tpi,
         count(*) filter (where tpi_level_no >= 4)::integer as hours_moderate_or_heavy,
@@ -88,11 +165,11 @@ hour_scoped as (
 select
     d.local_date,
     d.scope,
-    h.peak_tpi,
+    p.peak_tpi,
     l.level_code as peak_level,
     l.level_zh as peak_level_zh,
-    h.am_peak_tpi,
-    h.pm_peak_tpi,
+    p.am_peak_tpi,
+    p.pm_peak_tpi,
     h.day_mean_tpi,
     h.max_hour_tpi,
     coalesce(h.hours_moderate_or_heavy, 0) as hours_moderate_or_heavy,
@@ -103,5 +180,6 @@ select
     now() as computed_at
 from detector_scoped as d
 left join hour_scoped as h on h.local_date = d.local_date and h.scope = d.scope
+left join peak_scoped as p on p.local_date = d.local_date and p.scope = d.scope
 left join levels as l
-    on h.peak_tpi >= l.tpi_from and (h.peak_tpi < l.tpi_to or (l.is_top and h.peak_tpi <= l.tpi_to));
+    on p.peak_tpi >= l.tpi_from and (p.peak_tpi < l.tpi_to or (l.is_top and p.peak_tpi <= l.tpi_to));
