@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 
 # Every task that writes the DuckDB file takes a slot of this one-slot pool (and the file lock).
 DUCKDB_POOL = "citypipe_duckdb"
@@ -29,8 +29,10 @@ def _settings() -> Any:
 
 @dag(
     dag_id="citypipe_daily_kpis",
-    # Cron evaluated in the start_date's zone: 01:00 Asia/Shanghai every day.
-    schedule="0 1 * * *",
+    # 01:00 Asia/Shanghai every day. A trigger timetable, pinned explicitly: the logical date is
+    # the run's own time (not a data-interval start), so "yesterday" does not depend on the
+    # create_cron_data_intervals setting.
+    schedule=CronTriggerTimetable("0 1 * * *", timezone="Asia/Shanghai"),
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,
