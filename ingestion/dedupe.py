@@ -84,9 +84,15 @@ def reading_digests(row: dict[str, object]) -> tuple[int, int]:
 
 
 def quarantine_digest(row: dict[str, object]) -> int:
-    """Identity of a quarantine row: topic, position in the batch and the stored bytes."""
+    """Identity of a quarantine row: topic, position in the batch, size and the stored bytes.
+
+    The size matters: of an oversized payload only a prefix is stored, so two different
+    too-large messages with the same prefix would otherwise pass for duplicates.
+    """
     payload = row["payload"]
-    head = f"{row['topic']}\x1f{row['reading_index']}\x1f".encode("utf-8", "surrogatepass")
+    head = f"{row['topic']}\x1f{row['reading_index']}\x1f{row['payload_bytes']}\x1f".encode(
+        "utf-8", "surrogatepass"
+    )
     return _digest(head + bytes(payload))  # type: ignore[arg-type]
 
 
@@ -114,16 +120,9 @@ def load_landing_digests(files: Sequence[Path]) -> tuple[list[int], list[int]]:
 def load_quarantine_digests(files: Sequence[Path]) -> tuple[list[int], list[int]]:
     digests: list[int] = []
     for path in files:
-        t = pq.read_table(path, columns=["topic", "reading_index", "payload"])
-        for topic, idx, payload in zip(
-            t.column("topic").to_pylist(),
-            t.column("reading_index").to_pylist(),
-            t.column("payload").to_pylist(),
-            strict=True,
-        ):
-            digests.append(
-                quarantine_digest({"topic": topic, "reading_index": idx, "payload": payload})
-            )
+        cols = ["topic", "reading_index", "payload", "payload_bytes"]
+        for row in pq.read_table(path, columns=cols).to_pylist():
+            digests.append(quarantine_digest(row))
     return digests, digests
 
 
