@@ -709,7 +709,10 @@ class Publisher:
         host, port, url_user, url_password, tls = _broker_address(url)
         self.host, self.port, self.tls = host, port, tls
         self.username = url_user or username
-        self.password = url_password or password
+        # Secrets come only from the environment or a *_FILE (settings), never from a URL.
+        if url_password:
+            log.warning("password in the MQTT URL ignored: use CITYPIPE_MQTT_PASSWORD(_FILE)")
+        self.password = password
         self.client_id = client_id
         self.qos = qos
         # paho tracks message ids in 16 bits: never more than 65,535 QoS 1 messages in flight.

@@ -197,3 +197,19 @@ def test_falls_back_to_mqtt_311(catalogue: Catalogue) -> None:
         asyncio.run_coroutine_threadsafe(broker.shutdown(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+
+
+def test_url_password_is_ignored_with_a_warning(
+    mosquitto: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Secrets only from the environment or a *_FILE (via settings), never from the broker URL.
+    url = mosquitto.replace("mqtt://", "mqtt://sim:url-secret@")
+    with caplog.at_level("WARNING", logger="ingestion.simulate"):
+        pub = Publisher(url, password="from-settings")
+    try:
+        assert pub.username == "sim"
+        assert pub.password == "from-settings"
+    finally:
+        pub.close()
+    assert "password in the MQTT URL ignored" in caplog.text
+    assert "url-secret" not in caplog.text
