@@ -8,6 +8,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -156,47 +157,17 @@ def test_unreachable_broker_is_a_clear_error() -> None:
 
 
 @pytest.mark.slow
-def test_falls_back_to_mqtt_311(catalogue: Catalogue) -> None:
+def test_falls_back_to_mqtt_311(catalogue: Catalogue, tmp_path: Path) -> None:
     """amqtt speaks only MQTT 3.1.1: the publisher must notice and retry with 3.1.1."""
-    import asyncio
-    import socket
+    # ingestion.broker's amqtt cancels its leftover tasks on stop (no "Task was destroyed").
+    from ingestion.broker import start_broker
 
-    from amqtt.broker import Broker
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    loop = asyncio.new_event_loop()
-    config = {
-        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
-    }
-    broker = Broker(config, loop=loop)
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(broker.start())
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "amqtt did not start"
-                time.sleep(0.05)
+    with start_broker(tmp_path / "amqtt", prefer="amqtt") as broker:
+        assert broker.kind == "amqtt"
         msgs = list(itertools.islice(generate(catalogue, date(2026, 4, 1), 1, 1, "none"), 300))
-        stats = publish(msgs, f"mqtt://127.0.0.1:{port}", progress=False)
+        stats = publish(msgs, broker.url, progress=False)
         assert stats.protocol == "MQTT 3.1.1"
         assert stats.messages == 300
-    finally:
-        asyncio.run_coroutine_threadsafe(broker.shutdown(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
 
 
 def test_url_password_is_ignored_with_a_warning(
