@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from citypipe.catalogue import FEEDS, load_catalogue
 from citypipe.settings import Settings
 from ingestion.schema import QUARANTINE_SCHEMA, landing_schema
-from warehouse import db, sqlfiles
+from warehouse import db, sqlfiles, staging
 from warehouse.dims import load_dim_site
 
 log = logging.getLogger(__name__)
@@ -730,7 +730,8 @@ def _quarantine_rows(t: pa.Table, source_file: str) -> pa.Table:
 
 
 def record_dq(settings: Settings) -> int:
-    """Recompute dq.site_day_completeness for the days of load batches not yet recorded."""
+    """Recompute dq.site_day_completeness for the days of load batches not yet recorded, and
+    refresh the staging views (``warehouse.staging``)."""
     with db.writer(settings) as con:
         con.execute("begin transaction")
         try:
@@ -741,6 +742,9 @@ def record_dq(settings: Settings) -> int:
         except BaseException:
             con.execute("rollback")
             raise
+        # Every run passes here after its loads: the views follow the configured home.
+        # Outside the transaction: a view that cannot be bound must not undo the dq rows.
+        staging.refresh_views(con, settings)
     return int(n)
 
 

@@ -3,6 +3,9 @@
 Parameters are DuckDB named parameters (``$run_id``), bound by value, never formatted in.
 The only text substituted is ``{{feed}}`` in table names, and only with a value of the fixed
 whitelist ``FEEDS``: the four feeds share one table layout, so one template serves them all.
+One exception where DuckDB cannot bind: a view's DDL (``create view`` is not preparable), so
+``{{path}}`` takes a file path from settings (never user input) as a string literal, quoted by
+doubling single quotes (``literal``).
 """
 
 from __future__ import annotations
@@ -48,18 +51,31 @@ def run(
     params: Mapping[str, object] | None = None,
     *,
     feed: str | None = None,
+    path: str | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Execute every statement of a file, binding only the parameters each statement uses.
 
-    ``feed`` fills ``{{feed}}`` placeholders (table names) and must be one of ``FEEDS``.
+    ``feed`` fills ``{{feed}}`` placeholders (table names) and must be one of ``FEEDS``;
+    ``path`` fills ``{{path}}`` as a quoted string literal (view DDL only, see module doc).
     Returns the connection so the result of the last statement can be fetched.
     """
-    path = name if isinstance(name, Path) else sql_path(name)
-    for raw in statements(path):
+    file = name if isinstance(name, Path) else sql_path(name)
+    for raw in statements(file):
         stmt = _identifiers(raw, feed)
+        if "{{path}}" in stmt:
+            if path is None:
+                raise ValueError(f"{file}: {{{{path}}}} needs a path")
+            stmt = stmt.replace("{{path}}", literal(path))
         used = {k: v for k, v in (params or {}).items() if re.search(rf"\${k}\b", stmt)}
         con.execute(stmt, used or None)
     return con
+
+
+def literal(value: str) -> str:
+    """A SQL string literal: single quotes doubled, so the value can never end the string."""
+    if "\x00" in value:
+        raise ValueError("NUL byte in a SQL literal")
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _identifiers(stmt: str, feed: str | None) -> str:

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from wh_factory import reading, series, write_landing
 
-from citypipe.settings import Settings
+from citypipe.settings import Settings, get_settings
 from ingestion.schema import QUARANTINE_SCHEMA
 from warehouse import db
 from warehouse import pipeline as P
@@ -351,3 +351,20 @@ def test_history_from_warehouse_feeds_flat_line(settings: Settings) -> None:
         "(site_id, device_id, observed_at) where expectation = 'flatline_pm25_ugm3'",
     )
     assert got == [(120, 31)]
+
+
+def test_staging_views_read_landing_as_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A quote in the data directory must not break (or inject into) the view DDL.
+    home = tmp_path / "o'brien; drop schema core"
+    home.mkdir()
+    monkeypatch.setenv("CITYPIPE_HOME", str(home))
+    settings = get_settings()
+    write_landing(settings.home, "air", _varied("air", START, 12))
+    write_landing(settings.home, "air", _varied("air", START + timedelta(days=1), 5))
+    _quarantine_file(settings.home, 2)
+    run_all(settings, "r1")
+    assert q(settings, "select count(*) from staging.landing_air") == [(17,)]
+    assert q(settings, "select count(distinct local_date) from staging.landing_air") == [(2,)]
+    assert q(settings, "select count(*) from staging.quarantine") == [(3,)]
+    # A feed without landing files is an empty view with the landing columns, not an error.
+    assert q(settings, "select count(*), count(speed_kmh) from staging.landing_traffic") == [(0, 0)]
