@@ -45,7 +45,9 @@ def store_result(gx_dir: Path, validation: Any) -> list[Any]:
 
     ctx = file_context(gx_dir)
     # The suite too, so the site shows each expectation with its bound and source.
-    ctx.suites.add_or_update(build_suite(validation.feed, validation.specs))
+    ctx.suites.add_or_update(
+        build_suite(validation.feed, validation.specs, validation.suite_version)
+    )
     res = validation.gx_result
     suite_id = ExpectationSuiteIdentifier(name=validation.suite_name)
     run_id = RunIdentifier(run_name=validation.validation_run_id, run_time=validation.started_at)

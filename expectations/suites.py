@@ -8,11 +8,16 @@ result that flags nothing) and, for bounds, ``source``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from citypipe.catalogue import Catalogue
 from expectations.reference import FeedRules
+
+# Key of the suite version in the GX suite's meta (and so in each result's suite meta).
+SUITE_VERSION_META = "citypipe_suite_version"
 
 # The only suite parameter: catalogue sites expected to report within a batch's time span.
 EXPECTED_SITES_PARAM = "expected_sites"
@@ -137,11 +142,35 @@ def specs(feed: str, rules: FeedRules, catalogue: Catalogue, future_tolerance_s:
     return out
 
 
-def build_suite(feed: str, spec_list: list[Spec]) -> Any:
-    """The GX ExpectationSuite for a feed (GX imported here: heavy)."""
+def suite_version(feed: str, spec_list: list[Spec], rules: FeedRules) -> str:
+    """sha256 of the rules a validation used: every expectation (type, kwargs, column, level)
+    and every bound and rule parameter in force (with source and valid_from; some parameters
+    only shape derived columns, so the specs alone would miss them). Same rules, same hash."""
+    doc = {
+        "feed": feed,
+        "specs": [
+            {
+                "name": s.name,
+                "type": s.gx_type,
+                "kwargs": s.kwargs,
+                "column": s.column,
+                "level": s.level,
+            }
+            for s in spec_list
+        ],
+        "bounds": sorted((asdict(b) for b in rules.bounds), key=lambda b: b["check"]),
+        "params": rules.params,
+    }
+    canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def build_suite(feed: str, spec_list: list[Spec], version: str | None = None) -> Any:
+    """The GX ExpectationSuite for a feed (GX imported here: heavy), its version in meta."""
     import great_expectations as gx
 
-    suite = gx.ExpectationSuite(name=suite_name(feed))
+    meta = {SUITE_VERSION_META: version} if version else None
+    suite = gx.ExpectationSuite(name=suite_name(feed), meta=meta)
     for s in spec_list:
         cls = getattr(gx.expectations, s.gx_type)
         meta = {"name": s.name, "column": s.column, "level": s.level, "why": s.why}

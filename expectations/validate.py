@@ -19,7 +19,15 @@ import pyarrow as pa
 from citypipe.catalogue import Catalogue
 from expectations.derive import derived_columns
 from expectations.reference import FeedRules
-from expectations.suites import EXPECTED_SITES_PARAM, Spec, build_suite, specs, suite_name
+from expectations.suites import (
+    EXPECTED_SITES_PARAM,
+    SUITE_VERSION_META,
+    Spec,
+    build_suite,
+    specs,
+    suite_name,
+    suite_version,
+)
 
 FLAGGED_SCHEMA = pa.schema(
     [
@@ -50,6 +58,8 @@ class Validation:
     ended_at: datetime
     gx_result: Any = field(default=None, repr=False)
     specs: list[Spec] = field(default_factory=list, repr=False)
+    # sha256 of the expectations and rule parameters used (expectations.suites.suite_version)
+    suite_version: str = ""
 
     @property
     def flagged_by_expectation(self) -> dict[str, int]:
@@ -139,6 +149,7 @@ def validate_table(
     """Validate ``batch`` (a landing-schema table with ``row_id`` = 0..n-1) with GX."""
     started = datetime.now(UTC)
     spec_list = specs(feed, rules, catalogue, future_tolerance_s)
+    version = suite_version(feed, spec_list, rules)
     derived = derived_columns(feed, batch, history, rules, catalogue, run_time)
     used = {s.kwargs["column"] for s in spec_list} | {s.column for s in spec_list}
     frame = _frame(batch, derived, used)
@@ -148,7 +159,7 @@ def validate_table(
     ctx = _context()
     asset = ctx.data_sources.add_pandas(f"landing_{feed}").add_dataframe_asset(f"batch_{feed}")
     batch_def = asset.add_batch_definition_whole_dataframe("whole_batch")
-    suite = ctx.suites.add(build_suite(feed, spec_list))
+    suite = ctx.suites.add(build_suite(feed, spec_list, version))
     from great_expectations.validator.v1_validator import Validator
 
     # What Batch.validate does, minus its first batch build (get_batch builds the batch, then
@@ -170,6 +181,8 @@ def validate_table(
     res.meta["run_id"] = RunIdentifier(run_name=validation_run_id, run_time=started)
     res.meta["validation_time"] = started
     res.meta["citypipe_validation_run_id"] = validation_run_id
+    # The v1 Validator does not copy the suite's meta into the result; Data Docs show this.
+    res.meta[SUITE_VERSION_META] = version
     flagged, summaries = _collect(res, frame, spec_list)
     return Validation(
         validation_run_id=validation_run_id,
@@ -185,6 +198,7 @@ def validate_table(
         ended_at=datetime.now(UTC),
         gx_result=res,
         specs=spec_list,
+        suite_version=version,
     )
 
 

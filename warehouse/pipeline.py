@@ -290,6 +290,7 @@ def validate_feed_batch(
     meta = {
         "validation_run_id": validation_run_id,
         "suite_name": v.suite_name,
+        "suite_version": v.suite_version,
         "success": v.success,
         "statistics": v.statistics,
         "results": v.results,
@@ -559,6 +560,7 @@ def _record_validation_run(
         {
             **params,
             "suite_name": meta["suite_name"],
+            "suite_version": meta.get("suite_version"),
             "files": [f.path for f in files],
             "rows": sum(f.rows for f in files),
             "success": meta["success"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from wh_factory import SITES, reading, table
 from citypipe.catalogue import Catalogue
 from citypipe.settings import REPO_ROOT
 from expectations.reference import feed_rules
+from expectations.suites import SUITE_VERSION_META, build_suite
 from expectations.validate import Validation, validate_table
 
 START = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
@@ -232,3 +234,36 @@ def test_results_carry_names_and_sources(outcomes: dict[str, Any]) -> None:
     assert "GB 3838" in by_name["ph_natural_water"]["why"]
     assert by_name["ph_possible"]["unexpected_count"] == 1
     assert by_name["sites_reporting"]["level"] == "batch"
+
+
+def test_suite_version_follows_the_rules_used(catalogue: Catalogue) -> None:
+    rows = _clean("air", 12)
+    rules = feed_rules(REPO_ROOT / "reference", "air", date(2026, 11, 28))
+
+    def version(r: Any) -> str:
+        t = table("air", rows)
+        t = t.append_column("row_id", pa.array(np.arange(t.num_rows, dtype=np.int64)))
+        v = validate_table(
+            "air",
+            t,
+            rules=r,
+            catalogue=catalogue,
+            run_time=RUN_TIME,
+            validation_run_id="test-version",
+            future_tolerance_s=300,
+        )
+        # The GX suite and its result (Data Docs) carry the same version in their meta.
+        assert v.gx_result.meta[SUITE_VERSION_META] == v.suite_version
+        suite = build_suite("air", v.specs, v.suite_version)
+        assert suite.meta[SUITE_VERSION_META] == v.suite_version
+        return v.suite_version
+
+    base = version(rules)
+    assert len(base) == 64 and version(rules) == base
+    b = rules.bounds[0]
+    wider = replace(rules, bounds=(replace(b, max=(b.max or 0) + 1), *rules.bounds[1:]))
+    assert version(wider) != base
+    # A rule parameter read only by the derived columns changes it too.
+    params = {k: {c: dict(p) for c, p in v.items()} for k, v in rules.params.items()}
+    params["pm25_not_above_pm10"]["pm25_ugm3"]["rel_tol"] = 0.2
+    assert version(replace(rules, params=params)) != base

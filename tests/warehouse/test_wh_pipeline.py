@@ -101,6 +101,10 @@ def test_load_flags_and_is_valid_agree(settings: Settings) -> None:
         "select feed, rows_read, accepted_valid, flagged from dq.batch_counts order by feed",
     )
     assert bc == [("air", 120, 118, 2), ("traffic", 40, 40, 0)]
+    # Which rules each run used: a sha256 per feed's suite.
+    versions = q(settings, "select feed, suite_version from dq.validation_runs order by feed")
+    assert [f for f, v in versions if v and len(v) == 64] == ["air", "traffic"]
+    assert versions[0][1] != versions[1][1]
 
 
 def test_rerun_loads_nothing_twice(settings: Settings) -> None:
