@@ -33,6 +33,9 @@ class Spec:
     column: str | None
     level: str = "row"
     why: str = ""
+    # "rows": validated on the batch (one row per reading); "sites": on the per-site frame
+    # (one row per catalogue site: completeness and freshness over the batch).
+    frame: str = "rows"
 
 
 def suite_name(feed: str) -> str:
@@ -139,6 +142,34 @@ def specs(feed: str, rules: FeedRules, catalogue: Catalogue, future_tolerance_s:
             why="every site whose period fits the batch's time span sent something (silent sites)",
         )
     )
+    min_ratio = rules.param("site_completeness", "site_id", "min_ratio", 0.0)
+    if min_ratio > 0:
+        out.append(
+            Spec(
+                "site_completeness",
+                "ExpectColumnValuesToBeBetween",
+                {"column": "site_completeness_ratio", "min_value": min_ratio},
+                "site_id",
+                level="batch",
+                why=f"each site whose period fits the batch's span sent at least {min_ratio:g} of "
+                "its expected readings (devices x lanes x span / period)",
+                frame="sites",
+            )
+        )
+    max_lag = rules.param("site_freshness", "site_id", "max_lag_s", 0.0)
+    if max_lag > 0:
+        out.append(
+            Spec(
+                "site_freshness",
+                "ExpectColumnValuesToBeBetween",
+                {"column": "site_lag_s", "max_value": max_lag},
+                "site_id",
+                level="batch",
+                why=f"each reporting site's newest reading is at most {max_lag:g} s older than "
+                "the validation run",
+                frame="sites",
+            )
+        )
     return out
 
 

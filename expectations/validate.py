@@ -150,8 +150,10 @@ def validate_table(
     started = datetime.now(UTC)
     spec_list = specs(feed, rules, catalogue, future_tolerance_s)
     version = suite_version(feed, spec_list, rules)
+    row_specs = [s for s in spec_list if s.frame == "rows"]
+    site_specs = [s for s in spec_list if s.frame == "sites"]
     derived = derived_columns(feed, batch, history, rules, catalogue, run_time)
-    used = {s.kwargs["column"] for s in spec_list} | {s.column for s in spec_list}
+    used = {s.kwargs["column"] for s in row_specs} | {s.column for s in row_specs}
     frame = _frame(batch, derived, used)
     del derived
     exp_sites = expected_sites(catalogue, feed, batch)
@@ -159,7 +161,7 @@ def validate_table(
     ctx = _context()
     asset = ctx.data_sources.add_pandas(f"landing_{feed}").add_dataframe_asset(f"batch_{feed}")
     batch_def = asset.add_batch_definition_whole_dataframe("whole_batch")
-    suite = ctx.suites.add(build_suite(feed, spec_list, version))
+    suite = ctx.suites.add(build_suite(feed, row_specs, version))
     from great_expectations.validator.v1_validator import Validator
 
     # What Batch.validate does, minus its first batch build (get_batch builds the batch, then
@@ -183,7 +185,10 @@ def validate_table(
     res.meta["citypipe_validation_run_id"] = validation_run_id
     # The v1 Validator does not copy the suite's meta into the result; Data Docs show this.
     res.meta[SUITE_VERSION_META] = version
-    flagged, summaries = _collect(res, frame, spec_list)
+    flagged, summaries = _collect(res, frame, row_specs)
+    if site_specs:
+        sites = site_frame(feed, batch, catalogue, run_time)
+        summaries += _validate_sites(ctx, feed, sites, site_specs, version, res)
     return Validation(
         validation_run_id=validation_run_id,
         feed=feed,
@@ -200,6 +205,95 @@ def validate_table(
         specs=spec_list,
         suite_version=version,
     )
+
+
+def site_frame(
+    feed: str, batch: pa.Table, catalogue: Catalogue, run_time: datetime
+) -> pd.DataFrame:
+    """One row per catalogue site of the feed (index site_id): readings received in the batch,
+    expected over the batch's observed_at span (devices x lanes x (span // period + 1); only
+    for sites whose period fits the span twice, as for ``sites_reporting``, else NaN), their
+    ratio, and ``site_lag_s`` = run time - the site's newest reading (NaN when silent: the
+    completeness check speaks for it)."""
+    import pyarrow.compute as pc
+
+    site_list = sorted(catalogue.by_feed(feed), key=lambda s: s.site_id)
+    received: dict[str, int] = {}
+    newest: dict[str, int] = {}
+    span_s = 0.0
+    if batch.num_rows:
+        mm = pc.min_max(pc.cast(batch["observed_at"], pa.int64())).as_py()
+        span_s = (mm["max"] - mm["min"]) / 1e6
+        ts = pc.cast(batch["observed_at"], pa.int64())
+        grouped = pa.table({"site_id": batch["site_id"], "ts": ts}).group_by("site_id")
+        for r in grouped.aggregate([("ts", "count"), ("ts", "max")]).to_pylist():
+            received[r["site_id"]] = r["ts_count"]
+            newest[r["site_id"]] = r["ts_max"]
+    run_us = run_time.timestamp() * 1e6
+    rows = []
+    for s in site_list:
+        lanes = int(s.get("lanes", 1) or 1) if feed == "traffic" else 1
+        judged = s.period_s * 2 <= span_s
+        expected = len(s.device_ids) * lanes * (int(span_s // s.period_s) + 1) if judged else 0
+        got = received.get(s.site_id, 0)
+        rows.append(
+            {
+                "site_id": s.site_id,
+                "site_received": got,
+                "site_expected": expected,
+                "site_completeness_ratio": got / expected if expected else np.nan,
+                "site_lag_s": (run_us - newest[s.site_id]) / 1e6 if s.site_id in newest else np.nan,
+            }
+        )
+    cols = ["site_id", "site_received", "site_expected", "site_completeness_ratio", "site_lag_s"]
+    frame = pd.DataFrame(rows, columns=cols).astype(
+        {"site_completeness_ratio": "float64", "site_lag_s": "float64"}
+    )
+    return frame.set_index(pd.Index(frame.pop("site_id"), name="site_id"))
+
+
+def _validate_sites(
+    ctx: Any, feed: str, sites: pd.DataFrame, site_specs: list[Spec], version: str, res: Any
+) -> list[dict[str, Any]]:
+    """Validate the per-site frame with GX; the results join the batch's (``res``, for Data
+    Docs and statistics) as batch-level results naming the failing sites (no reading flagged)."""
+    from great_expectations.validator.v1_validator import Validator
+
+    asset = ctx.data_sources.add_pandas(f"sites_{feed}").add_dataframe_asset(f"sites_{feed}")
+    batch_def = asset.add_batch_definition_whole_dataframe("whole_frame")
+    suite = build_suite(feed, site_specs, version)
+    suite.name = f"{suite_name(feed)}_sites"
+    site_res = Validator(
+        batch_definition=batch_def,
+        batch_parameters={"dataframe": sites},
+        result_format={
+            "result_format": "COMPLETE",
+            "unexpected_index_column_names": ["site_id"],
+            "exclude_unexpected_values": True,
+            "return_unexpected_index_query": False,
+        },
+    ).validate_expectation_suite(ctx.suites.add(suite))
+    failing: dict[str, list[str]] = {}
+    for r in site_res.results:
+        name = (r.expectation_config.meta or {}).get("name", r.expectation_config.type)
+        unexpected = (r.result or {}).get("unexpected_index_list") or []
+        if len(unexpected) == 1 and isinstance(unexpected[0].get("site_id"), list):
+            failing[name] = [str(x) for x in unexpected[0]["site_id"]]
+        else:
+            failing[name] = [str(u["site_id"]) for u in unexpected]
+    _flagged, summaries = _collect(site_res, sites, site_specs)
+    for s in summaries:
+        s["unexpected_sites"] = sorted(failing.get(s["name"], []))
+    res.results.extend(site_res.results)
+    n_ok = sum(1 for r in res.results if r.success)
+    res.statistics.update(
+        evaluated_expectations=len(res.results),
+        successful_expectations=n_ok,
+        unsuccessful_expectations=len(res.results) - n_ok,
+        success_percent=100.0 * n_ok / len(res.results) if res.results else None,
+    )
+    res.success = bool(res.success) and bool(site_res.success)
+    return summaries
 
 
 def _row_ids(unexpected: list[Any]) -> np.ndarray:

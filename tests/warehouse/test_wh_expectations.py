@@ -267,3 +267,62 @@ def test_suite_version_follows_the_rules_used(catalogue: Catalogue) -> None:
     params = {k: {c: dict(p) for c, p in v.items()} for k, v in rules.params.items()}
     params["pm25_not_above_pm10"]["pm25_ugm3"]["rel_tol"] = 0.2
     assert version(replace(rules, params=params)) != base
+
+
+def _site_checks(catalogue: Catalogue, rows: list[dict[str, Any]], run_time: datetime) -> Any:
+    t = table("waterlogging", rows)
+    t = t.append_column("row_id", pa.array(np.arange(t.num_rows, dtype=np.int64)))
+    return validate_table(
+        "waterlogging",
+        t,
+        rules=feed_rules(REPO_ROOT / "reference", "waterlogging", date(2026, 11, 28)),
+        catalogue=catalogue,
+        run_time=run_time,
+        validation_run_id="test-sites",
+        future_tolerance_s=300,
+    )
+
+
+def test_silent_and_stale_sites_fail_batch_expectations(catalogue: Catalogue) -> None:
+    sites = sorted(catalogue.by_feed("waterlogging"), key=lambda s: s.site_id)
+    silent, stale = sites[0].site_id, sites[1].site_id
+    n = 240  # four hours of one-minute readings
+    run_time = START + timedelta(minutes=n)
+
+    def rows_for(skip: set[str], short: set[str]) -> list[dict[str, Any]]:
+        out = []
+        for s in sites:
+            if s.site_id in skip:
+                continue
+            # The stale site stopped 40 minutes ago: still 200/240 = 83 % complete.
+            m = n - 40 if s.site_id in short else n
+            for i in range(m):
+                at = START + timedelta(minutes=i)
+                out.append(
+                    reading(
+                        "waterlogging",
+                        at,
+                        site_id=s.site_id,
+                        device_id=s.device_ids[0],
+                        seq=i + 1,
+                        rain_mm=(i % 7) * 0.1,
+                    )
+                )
+        return out
+
+    ok = {r["name"]: r for r in _site_checks(catalogue, rows_for(set(), set()), run_time).results}
+    assert ok["site_completeness"]["success"] and ok["site_freshness"]["success"]
+
+    v = _site_checks(catalogue, rows_for({silent}, {stale}), run_time)
+    got = {r["name"]: r for r in v.results}
+    assert got["site_completeness"]["level"] == "batch"
+    assert not got["site_completeness"]["success"]
+    assert got["site_completeness"]["unexpected_sites"] == [silent]
+    assert not got["site_freshness"]["success"]
+    assert got["site_freshness"]["unexpected_sites"] == [stale]
+    # Recorded in the run (statistics, GX result for Data Docs), flagging no reading.
+    assert not v.success
+    assert v.statistics["evaluated_expectations"] == len(v.results)
+    assert {"site_completeness", "site_freshness"}.isdisjoint(v.flagged["expectation"].to_pylist())
+    gx_names = {r.expectation_config.meta["name"] for r in v.gx_result.results}
+    assert {"site_completeness", "site_freshness"} <= gx_names

@@ -93,9 +93,10 @@ def test_load_flags_and_is_valid_agree(settings: Settings) -> None:
         "select feed, rows, evaluated_expectations > 10, results_json from dq.validation_runs order by feed",
     )
     assert [r[:3] for r in vr] == [("air", 120, True), ("traffic", 40, True)]
-    # traffic: every reading fine; only the batch-level check sees the other, silent detectors.
+    # traffic: every reading fine; only the batch-level checks see the other, silent detectors,
+    # the missing lanes 1 and 3 (completeness) and the age of the data (freshness vs now).
     failed = [r["name"] for r in json.loads(vr[1][3]) if not r["success"]]
-    assert failed == ["sites_reporting"]
+    assert failed == ["sites_reporting", "site_completeness", "site_freshness"]
     bc = q(
         settings,
         "select feed, rows_read, accepted_valid, flagged from dq.batch_counts order by feed",
