@@ -19,6 +19,13 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 # Schemas the KPI layer writes; created before any file so numbering never matters for them.
 KPI_SCHEMAS = ("meta", "int", "kpi", "ref")
+# Identifiers cannot be bound: one literal statement per schema.
+_CREATE_SCHEMA = {
+    "meta": "create schema if not exists meta",
+    "int": 'create schema if not exists "int"',
+    "kpi": "create schema if not exists kpi",
+    "ref": "create schema if not exists ref",
+}
 
 
 def migration_files(directory: Path = MIGRATIONS_DIR) -> list[Path]:
@@ -27,8 +34,8 @@ def migration_files(directory: Path = MIGRATIONS_DIR) -> list[Path]:
 
 def apply(con: duckdb.DuckDBPyConnection, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Create the KPI schemas and run every new or changed migration. Returns names applied."""
-    for schema in KPI_SCHEMAS:  # fixed whitelist: safe to quote as identifiers
-        con.execute(f'create schema if not exists "{schema}"')
+    for schema in KPI_SCHEMAS:
+        con.execute(_CREATE_SCHEMA[schema])
     con.execute(
         "create table if not exists meta.transform_migrations ("
         " name varchar primary key, checksum varchar not null, applied_at timestamptz not null)"

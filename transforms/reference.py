@@ -37,17 +37,17 @@ def load_reference(con: duckdb.DuckDBPyConnection, directory: Path | None = None
         stem = path.stem
         if not _STEM.match(stem):
             raise ReferenceError(f"{path}: file name must match {_STEM.pattern} to become a table")
-        table = f'ref."{stem}"'
-        # Types auto-detected (numbers, dates); the path is bound, the name validated above.
-        con.execute(
-            f"create or replace table {table} as "
-            "select * from read_csv($path, header = true, auto_detect = true)",
-            {"path": str(path)},
-        )
-        cols = {r[0] for r in con.execute(f"describe {table}").fetchall()}
+        csv_sql = "select * from read_csv($path, header = true, auto_detect = true)"
+        params = {"path": str(path)}
+        # Check the columns before anything is created: a bad file leaves no table behind.
+        cols = {r[0] for r in con.execute("describe " + csv_sql, params).fetchall()}
         missing = [c for c in REQUIRED_COLUMNS if c not in cols]
         if missing:
-            con.execute(f"drop table {table}")
             raise ReferenceError(f"{path}: missing required column(s) {', '.join(missing)}")
-        loaded[f"ref.{stem}"] = con.execute(f"select count(*) from {table}").fetchone()[0]  # type: ignore[index]
+        # Types auto-detected (numbers, dates); the path is bound. The table name is an identifier
+        # (it cannot be bound): it comes from the file name, validated against _STEM above.
+        con.execute(f'create or replace table ref."{stem}" as ' + csv_sql, params)
+        loaded[f"ref.{stem}"] = con.execute(
+            "select count(*) from (" + csv_sql + ")", params
+        ).fetchone()[0]  # type: ignore[index]
     return loaded
