@@ -227,3 +227,36 @@ def test_site_class_rows_publish_the_target_class(wh, insert_obs) -> None:
     assert rows["WS-WAT-01"] == (2.0, "II")
     assert rows["WS-DWS-01"] == (3.0, "III")
     assert all(t is not None for t, _ in rows.values())
+
+
+def test_pm25_is_published_as_the_rounded_iaqi_concentration(wh, insert_obs) -> None:
+    # Four assessment stations, 24 end-stamped hourly values of day D (01:00 .. next 00:00).
+    start = datetime(D.year, D.month, D.day, tzinfo=CST)
+    insert_obs(
+        "air",
+        [
+            {
+                "site_id": f"WS-AIR-0{s}",
+                "observed_at": start + timedelta(hours=h),
+                "period_s": 3600,
+                "pm25_ugm3": 36.5,
+                "pm10_ugm3": 60.0,
+                "so2_ugm3": 10.0,
+                "no2_ugm3": 30.0,
+                "co_mgm3": 0.8,
+                "o3_ugm3": 80.0,
+            }
+            for s in range(1, 5)
+            for h in range(1, 25)
+        ],
+    )
+    compute_day(wh, D, "test", as_of=AS_OF)
+    value, details = wh.execute(
+        "select value, details from kpi.kpi_values"
+        " where kpi_id = 'air.pm25' and local_date = ? and dimension = 'county'",
+        [D],
+    ).fetchone()
+    # GB/T 8170 half-even: 36.5 -> 36 (half-up would give 37); the mean stays in the details.
+    assert value == 36.0
+    assert '"daily_mean_unrounded_ugm3":36.5' in details.replace(" ", "")
+    assert '"ytd_valid_days":1' in details.replace(" ", "")

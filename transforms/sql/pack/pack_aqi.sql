@@ -11,6 +11,12 @@ good_days as (
     select *
     from kpi.kpi_good_days_air
     where local_date between $start_date and $end_date
+),
+
+annual as (
+    select *
+    from kpi.kpi_annual_air
+    where local_date between $start_date and $end_date
 )
 
 select
@@ -40,19 +46,32 @@ from daily
 
 union all
 
+-- Published as the integer concentration the IAQI uses (GB/T 8170 half-even, HJ 633),
+-- the unrounded mean and the year-to-date statistics (GB 3095 / HJ 663) go in the details.
 select
     'air.pm25',
-    local_date,
+    d.local_date,
     'county',
-    round(pm25_ugm3, 4),
+    round_even(d.pm25_ugm3, 0),
     null,
     'µg/m³',
     null,
-    pack_status('air', local_date, $as_of_date::date, coverage_pct),
-    coverage_pct,
-    json_object('rule_set', rule_set, 'averaging', '24h mean of the assessment stations'),
+    pack_status('air', d.local_date, $as_of_date::date, d.coverage_pct),
+    d.coverage_pct,
+    json_object(
+        'rule_set', d.rule_set,
+        'averaging', '24h mean of the assessment stations',
+        'daily_mean_unrounded_ugm3', round(d.pm25_ugm3, 4),
+        'ytd_mean_ugm3', round(a.pm25_ytd_mean_ugm3, 4),
+        'ytd_p95_ugm3', round(a.pm25_p95_ugm3, 4),
+        'ytd_valid_days', a.count_valid_days_pm25,
+        'ytd_year_valid', a.pm25_year_valid,
+        'pm10_ytd_mean_ugm3', round(a.pm10_ytd_mean_ugm3, 4),
+        'pm10_ytd_p95_ugm3', round(a.pm10_p95_ugm3, 4)
+    ),
     now()
-from daily
+from daily as d
+left join annual as a on a.local_date = d.local_date
 
 union all
 
