@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from citypipe.catalogue import Catalogue, load_catalogue
 from citypipe.settings import REPO_ROOT, Settings, get_settings
+from ingestion.broker import BrokerHandle, BrokerUnavailable, start_broker
 
 
 @pytest.fixture
@@ -29,3 +32,22 @@ def settings(home: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 @pytest.fixture(scope="session")
 def catalogue() -> Catalogue:
     return load_catalogue(REPO_ROOT / "reference", "wushan")
+
+
+@pytest.fixture
+def mosquitto_broker(tmp_path: Path) -> Iterator[BrokerHandle]:
+    """A real Mosquitto with the project's config on a free port; no silent fallback to amqtt.
+
+    Without the binary: fail when CITYPIPE_REQUIRE_MOSQUITTO=1 (CI sets it), else skip.
+    """
+    try:
+        handle = start_broker(tmp_path / "broker", prefer="mosquitto")
+    except BrokerUnavailable as exc:
+        if os.environ.get("CITYPIPE_REQUIRE_MOSQUITTO") == "1":
+            pytest.fail(f"CITYPIPE_REQUIRE_MOSQUITTO=1 but mosquitto is unavailable: {exc}")
+        pytest.skip(
+            f"mosquitto unavailable (install it, or CI sets CITYPIPE_REQUIRE_MOSQUITTO=1): {exc}"
+        )
+    with handle:
+        assert handle.kind == "mosquitto"
+        yield handle

@@ -6,31 +6,9 @@ see the deployment's queue and in-flight limits, not a hand-written test config.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from ingestion.broker import BrokerHandle, BrokerUnavailable, start_broker
-
-
-def start_mosquitto(data_dir: Path) -> BrokerHandle:
-    """Mosquitto or nothing: fail when CITYPIPE_REQUIRE_MOSQUITTO=1 (CI sets it), else skip."""
-    try:
-        return start_broker(data_dir, prefer="mosquitto")
-    except BrokerUnavailable as exc:
-        if os.environ.get("CITYPIPE_REQUIRE_MOSQUITTO") == "1":
-            pytest.fail(f"CITYPIPE_REQUIRE_MOSQUITTO=1 but mosquitto is unavailable: {exc}")
-        pytest.skip(
-            f"mosquitto unavailable (install it, or CI sets CITYPIPE_REQUIRE_MOSQUITTO=1): {exc}"
-        )
-
-
-@pytest.fixture
-def mosquitto_broker(tmp_path: Path) -> Iterator[BrokerHandle]:
-    with start_mosquitto(tmp_path / "broker") as handle:
-        yield handle
+from ingestion.broker import BrokerHandle
 
 
 @pytest.fixture

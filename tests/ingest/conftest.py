@@ -2,42 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from citypipe.settings import Settings
-from ingestion.broker import BrokerHandle, BrokerUnavailable, start_broker
+from ingestion.broker import BrokerHandle
 from ingestion.schema import VALUE_COLUMNS
 
 VALUE_COLUMN = {"air": "pm25_ugm3", "waterlogging": "depth_cm", "traffic": "volume_veh"}
 
 
-def start_mosquitto(data_dir: Path) -> BrokerHandle:
-    """A real Mosquitto with the project's config; no silent fallback to amqtt.
-
-    Without the binary: fail when CITYPIPE_REQUIRE_MOSQUITTO=1 (CI sets it), else skip.
-    """
-    try:
-        return start_broker(data_dir, prefer="mosquitto")
-    except BrokerUnavailable as exc:
-        if os.environ.get("CITYPIPE_REQUIRE_MOSQUITTO") == "1":
-            pytest.fail(f"CITYPIPE_REQUIRE_MOSQUITTO=1 but mosquitto is unavailable: {exc}")
-        pytest.skip(
-            f"mosquitto unavailable (install it, or CI sets CITYPIPE_REQUIRE_MOSQUITTO=1): {exc}"
-        )
-
-
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[BrokerHandle]:
-    with start_mosquitto(tmp_path / "broker") as handle:
-        assert handle.kind == "mosquitto"
-        yield handle
+def broker(mosquitto_broker: BrokerHandle) -> BrokerHandle:
+    # The shared real-Mosquitto fixture (tests/conftest.py) under the name these tests use.
+    return mosquitto_broker
 
 
 @pytest.fixture
