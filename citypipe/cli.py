@@ -14,33 +14,45 @@ import sys
 
 from citypipe.settings import get_settings
 
-# Modules that contribute subcommands, in help order.
-COMMAND_MODULES = (
-    "citypipe.demo",  # demo
-    "ingestion.simulate",  # simulate
-    "ingestion.service",  # ingest
-    "citypipe.rundag",  # run
-    "transforms.cli",  # kpis, backfill
-)
+# Which module contributes each subcommand, in help order.
+COMMANDS = {
+    "demo": "citypipe.demo",
+    "simulate": "ingestion.simulate",
+    "ingest": "ingestion.service",
+    "run": "citypipe.rundag",
+    "kpis": "transforms.cli",
+    "backfill": "transforms.cli",
+}
+COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: tuple[str, ...] = COMMAND_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="citypipe", description=__doc__.splitlines()[0])
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # a real import error inside the module: surface it
-                raise
-            continue  # subcommand not built yet
-        module.register(sub)
+    for name in modules:
+        importlib.import_module(name).register(sub)
     return parser
 
 
+def _command_modules(argv: list[str]) -> tuple[str, ...]:
+    """Only the chosen command's module: the long-running ingest process then does not carry
+    pyarrow and the simulator (~40 MB). Help, or no known command, loads them all."""
+    words = iter(argv)
+    for word in words:
+        if word == "--log-level":
+            next(words, None)
+        elif word.startswith("-"):
+            continue
+        else:
+            module = COMMANDS.get(word)
+            return (module,) if module else COMMAND_MODULES
+    return COMMAND_MODULES
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(_command_modules(argv)).parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
