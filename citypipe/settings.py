@@ -5,6 +5,7 @@ Secrets come only from the environment or a ``*_FILE`` path and have no defaults
 
 from __future__ import annotations
 
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 
@@ -37,6 +38,11 @@ class Settings(BaseSettings):
     max_payload_bytes: int = 256 * 1024
     # observed_at further ahead than this is "future" (clock skew allowance).
     future_tolerance_s: int = 300
+    # Oldest accepted observed_at (a local date). Unset: each site's valid_from in the
+    # catalogue. Set it to import an archive older than the catalogue rows.
+    oldest_observed_at: date | None = None
+    # Local dates one message may span (one landing file each; the flush bounds ack latency).
+    max_dates_per_message: int = 31
 
     # Landing writer: flush by size or age, whichever first; the age bounds ack latency.
     flush_max_records: int = 20_000

@@ -46,6 +46,7 @@ REASONS: dict[str, str] = {
     "not_object": "payload (or a batch element) is not a JSON object",
     "empty_batch": "payload is an empty JSON array",
     "batch_too_large": "batch holds more readings than the limit",
+    "too_many_dates": "a batch's readings span more local dates than the limit (default 31)",
     # Per-reading reasons (reading_index set inside a batch).
     "missing_field": "a required field is absent",
     "wrong_type": "a field has the wrong JSON type (e.g. a string or bool where an integer belongs)",
@@ -56,10 +57,14 @@ REASONS: dict[str, str] = {
     "bad_device": "device_id is empty, blank, longer than 64 characters or not printable text",
     "negative_seq": "seq is below zero",
     "bad_period": "period_s is not between 1 and 86400 seconds",
-    "bad_timestamp": "observed_at is not an ISO 8601 date-time",
+    "period_mismatch": "period_s differs from the site's period_s in the catalogue",
+    "bad_timestamp": "observed_at is not an RFC 3339 date-time (docs/feeds.md, Timestamps)",
     "naive_timestamp": "observed_at has no UTC offset",
+    "too_old": "observed_at is before the site's valid_from (or CITYPIPE_OLDEST_OBSERVED_AT)",
     "future_timestamp": "observed_at is further in the future than the tolerance (default 300 s)",
     "bad_number": "a value is not a finite number or null (string, bool, NaN, Infinity, out of range)",
+    "no_values": "values is an empty object: the reading measures nothing",
+    "duplicate_key": "an object names the same key twice (RFC 8259 leaves the winner undefined)",
     "unknown_field": "a key that the contract does not define (top level, values or units)",
     "unknown_unit": "a unit that is neither the canonical unit nor an allowed alternative",
     "bad_flag": "flags holds something other than maintenance, calibration, power_fail",
@@ -75,6 +80,7 @@ MAX_DEPTH = 16  # a valid batch is 3 deep (array > reading > values/units/flags)
 MAX_BATCH = 1000
 MAX_DEVICE_ID = 64
 MAX_PERIOD_S = 86400
+MAX_DATES = 31  # local dates one message may touch: one landing file per date, flush time grows
 EXCERPT = 200
 TOO_LARGE_KEEP = 4096  # bytes of an oversized payload kept in quarantine (the rest is counted)
 
@@ -141,7 +147,7 @@ def _type_name(value: object) -> str:
         return "null"
     if isinstance(value, bool):
         return "boolean"
-    if isinstance(value, int | float):
+    if isinstance(value, int | float | _BigInt):
         return "number"
     if isinstance(value, str):
         return "string"
@@ -156,6 +162,86 @@ def max_depth(payload: bytes) -> int:
     """Nesting depth of a JSON text's arrays/objects, ignoring brackets inside strings."""
     stripped = _STRING_RE.sub(b'""', payload).translate(None, _NOT_BRACKETS)
     return max(accumulate(map(_BRACKET_STEP.__getitem__, stripped)), default=0)
+
+
+# RFC 3339 date-time (section 5.6) with a numeric or Z offset, as the JSON Schemas' pattern
+# spells it. Digits past microseconds are allowed only as trailing zeros: storage keeps
+# microseconds, and silently truncating would merge two distinct readings into one key.
+_TIMESTAMP_RE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(?:\.([0-9]{1,6})0*)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+_NAIVE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?")
+# What fromisoformat reads unchanged: the common spelling, checked by one regex match.
+_PLAIN_TIMESTAMP_RE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def parse_timestamp(text: str) -> datetime | None:
+    """An RFC 3339 date-time with an offset, or None. Naive or other ISO 8601 forms are None."""
+    if _PLAIN_TIMESTAMP_RE.fullmatch(text) is None:
+        m = _TIMESTAMP_RE.fullmatch(text)
+        if m is None:
+            return None
+        frac = f".{m.group(1)}" if m.group(1) else ""
+        offset = "+00:00" if m.group(2) in "Zz" else m.group(2)
+        text = f"{text[:10]}T{text[11:19]}{frac}{offset}"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:  # 2026-02-30, 25:00, offset +24:00 and the like
+        return None
+
+
+class _DuplicateKeys(dict):
+    """A JSON object that named a key twice; ``name`` is the first repeated key."""
+
+    __slots__ = ("name",)
+
+
+def _object_pairs(pairs: list[tuple[str, object]]) -> dict:
+    d = dict(pairs)
+    if len(d) == len(pairs):
+        return d
+    seen: set[str] = set()
+    dup = _DuplicateKeys(d)
+    dup.name = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+    return dup
+
+
+class _BigInt:
+    """An integer literal longer than Python converts (4300 digits): a number out of range."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"<integer of {self.digits} digits>"
+
+
+def _parse_int(text: str) -> int | _BigInt:
+    try:
+        return int(text)
+    except ValueError:
+        return _BigInt(len(text))
+
+
+def _loads(text: str) -> object:
+    try:
+        return json.loads(text, object_pairs_hook=_object_pairs)
+    except ValueError as exc:
+        # Python refuses int("1" * 4301) (CVE-2020-10735); it is still JSON, so parse it again
+        # with integers read one by one and let the field's own check reject it.
+        if "integer string conversion" not in str(exc):
+            raise
+        return json.loads(text, object_pairs_hook=_object_pairs, parse_int=_parse_int)
+
+
+def _check_object(value: object, where: str) -> None:
+    if type(value) is _DuplicateKeys:
+        raise _Reject("duplicate_key", f"{where}: key {_excerpt(value.name)} appears twice")
 
 
 class _FeedTable:
@@ -183,19 +269,31 @@ class ContractParser:
         future_tolerance_s: int = 300,
         timezone: str = "Asia/Shanghai",
         max_batch: int = MAX_BATCH,
+        max_dates: int = MAX_DATES,
+        oldest_observed_at: date | None = None,
     ) -> None:
         self.city = city
         self.max_payload_bytes = max_payload_bytes
         self.future_tolerance = timedelta(seconds=future_tolerance_s)
         self.max_batch = max_batch
+        self.max_dates = max_dates
         self.tz = ZoneInfo(timezone)
         self._feeds = {f: _FeedTable(f) for f in VALUE_COLUMNS}
         self._schemas = {t.schema: f for f, t in self._feeds.items()}
-        # (feed, site_id) -> lane count (0 for non-traffic sites); membership = site known for feed.
-        self._sites: dict[tuple[str, str], int] = {}
+        # (feed, site_id) -> (lane count (0 for non-traffic sites), catalogue period_s, oldest
+        # accepted observed_at in UTC); membership = site known for feed.
+        self._sites: dict[tuple[str, str], tuple[int, int, datetime]] = {}
         for site in catalogue.sites.values():
             lanes = site.get("lanes") if site.feed == "traffic" else 0
-            self._sites[(site.feed, site.site_id)] = int(lanes) if isinstance(lanes, int) else 0
+            # The oldest accepted reading: local midnight of the site's valid_from, unless the
+            # deployment names another day (an archive import from before the catalogue row).
+            first_day = oldest_observed_at or site.valid_from
+            oldest = datetime.combine(first_day, datetime.min.time(), self.tz).astimezone(UTC)
+            self._sites[(site.feed, site.site_id)] = (
+                int(lanes) if isinstance(lanes, int) else 0,
+                site.period_s,
+                oldest,
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ContractParser:
@@ -207,6 +305,8 @@ class ContractParser:
             max_payload_bytes=settings.max_payload_bytes,
             future_tolerance_s=settings.future_tolerance_s,
             timezone=settings.timezone,
+            max_dates=settings.max_dates_per_message,
+            oldest_observed_at=settings.oldest_observed_at,
         )
 
     # ------------------------------------------------------------------ public
@@ -297,7 +397,7 @@ class ContractParser:
                     f"JSON nesting depth {depth} > {MAX_DEPTH}", payload, size,
                 )  # fmt: skip
         try:
-            doc = json.loads(text)
+            doc = _loads(text)
         except RecursionError:
             return self._whole(
                 topic, feed, site, received, "too_deep", "JSON nesting too deep for the parser",
@@ -345,6 +445,16 @@ class ContractParser:
                         topic, feed, site, received, rej.reason, rej.detail, i, raw, len(raw)
                     )
                     rejections.append(Rejection(rej.reason, row))
+            if len(readings) > self.max_dates:
+                dates = {r.local_date for r in readings}
+                if len(dates) > self.max_dates:
+                    # One landing file per date: such a message would cost one flush thousands
+                    # of files and hold every ack past its bound.
+                    return self._whole(
+                        topic, feed, site, received, "too_many_dates",
+                        f"batch spans {len(dates)} local dates ({min(dates)} .. {max(dates)}) "
+                        f"> limit {self.max_dates}", payload, size,
+                    )  # fmt: skip
             return ParsedMessage(readings, rejections)
         return self._whole(
             topic, feed, site, received, "not_object",
@@ -355,6 +465,7 @@ class ContractParser:
         self, t: _FeedTable, topic_site: str, topic: str, doc: dict, received: datetime
     ) -> Reading:
         feed = t.feed
+        _check_object(doc, "reading")
         for name in _REQUIRED:
             if name not in doc:
                 raise _Reject("missing_field", f"{name}: required field missing")
@@ -382,9 +493,10 @@ class ContractParser:
                 "site_mismatch",
                 f"site_id {_excerpt(site_id)} differs from topic site {topic_site!r}",
             )
-        lanes = self._sites.get((feed, site_id))
-        if lanes is None:
+        site_info = self._sites.get((feed, site_id))
+        if site_info is None:
             raise _Reject("unknown_site", f"site_id {_excerpt(site_id)} is not a known {feed} site")
+        lanes, site_period_s, oldest = site_info
 
         device_id = doc["device_id"]
         if type(device_id) is not str:
@@ -410,21 +522,27 @@ class ContractParser:
             raise _Reject("wrong_type", f"period_s: expected integer, got {_excerpt(period_s)}")
         if not 0 < period_s <= MAX_PERIOD_S:
             raise _Reject("bad_period", f"period_s {_excerpt(period_s)} not in 1..{MAX_PERIOD_S}")
+        if period_s != site_period_s:
+            # Coverage and validity count readings as periods of the catalogue's length.
+            raise _Reject(
+                "period_mismatch",
+                f"period_s {period_s} differs from {site_id}'s catalogue period {site_period_s}",
+            )
 
         observed_raw = doc["observed_at"]
         if type(observed_raw) is not str:
             raise _Reject(
                 "wrong_type", f"observed_at: expected string, got {_excerpt(observed_raw)}"
             )
-        try:
-            observed = datetime.fromisoformat(observed_raw)
-        except ValueError:
+        observed = parse_timestamp(observed_raw)
+        if observed is None:
+            if _NAIVE_RE.fullmatch(observed_raw):
+                raise _Reject(
+                    "naive_timestamp", f"observed_at {_excerpt(observed_raw)} has no UTC offset"
+                )
             raise _Reject(
-                "bad_timestamp", f"observed_at {_excerpt(observed_raw)} is not ISO 8601"
-            ) from None
-        if observed.tzinfo is None:
-            raise _Reject(
-                "naive_timestamp", f"observed_at {_excerpt(observed_raw)} has no UTC offset"
+                "bad_timestamp",
+                f"observed_at {_excerpt(observed_raw)} is not an RFC 3339 date-time",
             )
         try:
             observed = observed.astimezone(UTC)
@@ -432,6 +550,12 @@ class ContractParser:
             raise _Reject(
                 "bad_timestamp", f"observed_at {_excerpt(observed_raw)} is out of range"
             ) from None
+        if observed < oldest:
+            raise _Reject(
+                "too_old",
+                f"observed_at {_excerpt(observed_raw)} is before {oldest.isoformat()}, "
+                f"the oldest accepted for {site_id}",
+            )
         if observed - received > self.future_tolerance:
             raise _Reject(
                 "future_timestamp",
@@ -444,6 +568,7 @@ class ContractParser:
         units = doc.get("units")
         if units is not None:
             if type(units) is not dict:
+                _check_object(units, "units")
                 raise _Reject("wrong_type", f"units: expected object, got {_excerpt(units)}")
             if units:
                 factors = {}
@@ -464,7 +589,10 @@ class ContractParser:
 
         values = doc["values"]
         if type(values) is not dict:
+            _check_object(values, "values")
             raise _Reject("wrong_type", f"values: expected object, got {_excerpt(values)}")
+        if not values:
+            raise _Reject("no_values", "values: empty object, no field measured")
         row: dict[str, object] = dict.fromkeys(t.columns)
         fields = t.fields
         for fname, v in values.items():
@@ -477,6 +605,7 @@ class ContractParser:
             if tv is float:
                 if not math.isfinite(v):
                     raise _Reject("bad_number", f"values.{fname}: {v!r} is not finite")
+                v += 0.0  # -0.0 becomes 0.0: the same measurement, the same content hash
             elif tv is int:
                 try:
                     v = float(v)
@@ -484,6 +613,8 @@ class ContractParser:
                     raise _Reject(
                         "bad_number", f"values.{fname}: {_excerpt(v)} out of range"
                     ) from None
+            elif tv is _BigInt:
+                raise _Reject("bad_number", f"values.{fname}: {v!r} out of range")
             else:
                 raise _Reject(
                     "bad_number",

@@ -37,7 +37,7 @@ from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo
 
 from citypipe.catalogue import FEEDS, Catalogue, Site
-from ingestion.contract import MAX_BATCH, REASONS
+from ingestion.contract import MAX_BATCH, MAX_DATES, REASONS
 from ingestion.sim_model import (
     MINUTES,
     AirModel,
@@ -153,6 +153,8 @@ WHOLE_MESSAGE_REASONS = (
     "empty_batch",
     "batch_too_large",
     "unknown_site",
+    "duplicate_key",
+    "too_many_dates",
 )
 READING_REASONS = (
     "missing_field",
@@ -163,10 +165,13 @@ READING_REASONS = (
     "bad_device",
     "negative_seq",
     "bad_period",
+    "period_mismatch",
     "bad_timestamp",
     "naive_timestamp",
+    "too_old",
     "future_timestamp",
     "bad_number",
+    "no_values",
     "unknown_field",
     "unknown_unit",
     "bad_flag",
@@ -532,12 +537,18 @@ class Generator:
             d["seq"] = -d["seq"]
         elif reason == "bad_period":
             d["period_s"] = 0
+        elif reason == "period_mismatch":
+            d["period_s"] = ch.period_s + 1
         elif reason == "bad_timestamp":
             d["observed_at"] = d["observed_at"].replace("T", " at ")[:-6] + " CST"
         elif reason == "naive_timestamp":
             d["observed_at"] = d["observed_at"][:-6]
         elif reason == "future_timestamp":
             d["observed_at"] = "2099-01-01T00:00:00+08:00"
+        elif reason == "too_old":
+            d["observed_at"] = "0001-01-01T00:00:00Z"
+        elif reason == "no_values":
+            d["values"] = {}
         elif reason == "bad_number":
             d["values"][first] = r.choice(("n/a", math.nan, math.inf, "12.5", True))
         elif reason == "unknown_field":
@@ -583,6 +594,22 @@ class Generator:
         if reason == "unknown_site":
             ghost = f"{site}-X"
             return f"city/{self.city}/{feed}/{ghost}", _dumps({**reading, "site_id": ghost})
+        if reason == "duplicate_key":
+            # A dict cannot hold a key twice: splice the repeat into the encoded text.
+            return topic, good.replace(
+                b'"values":', b'"flags":["maintenance"],"flags":[],"values":', 1
+            )
+        if reason == "too_many_dates":
+            when = datetime.fromisoformat(reading["observed_at"])
+            batch = [
+                {
+                    **reading,
+                    "seq": reading["seq"] + i,
+                    "observed_at": (when - timedelta(days=i)).isoformat(),
+                }
+                for i in range(MAX_DATES + 1)
+            ]
+            return topic, _dumps(batch)
         raise ValueError(reason)  # pragma: no cover
 
 

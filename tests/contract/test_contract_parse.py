@@ -186,7 +186,7 @@ def test_exact_redelivery_same_hash_and_spelling_does_not_matter(parser: Contrac
         {"values": {"pm25": 35.0, "pm10": 58.0, "co": None}},
         {"values": {"pm25": 35.0, "pm10": 58.0}},
         {"seq": 8},
-        {"period_s": 3600},
+        {"values": {"pm25": 35.0, "pm10": 58.0, "co": 0.7, "o3": 0.0}},
         {"flags": ["maintenance"]},
         {"device_id": "AQM-0102"},
         {"observed_at": "2026-11-28T23:58:00+08:00"},

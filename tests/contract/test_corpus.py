@@ -44,6 +44,21 @@ def _generate(kind: str) -> bytes:
         return b"[" * 100_000 + b"]" * 100_000
     if kind == "batch_1001":
         return json.dumps([{**_READING, "seq": i} for i in range(1001)]).encode()
+    if kind == "dates_32":  # one reading a day for 32 days: one local date over the limit
+        return json.dumps(
+            [
+                {
+                    **_READING,
+                    "seq": i,
+                    "observed_at": f"2026-{10 + (27 + i) // 31}-{(27 + i) % 31 + 1:02d}T13:55:00+08:00",
+                }
+                for i in range(32)
+            ]
+        ).encode()
+    if kind == "int_5000_digits":  # past Python's int-conversion limit (4300 digits)
+        return (
+            json.dumps({**_READING, "values": {"pm25": 0}}).replace("0}", "9" * 5000 + "}").encode()
+        )
     raise ValueError(kind)
 
 
