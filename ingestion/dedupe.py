@@ -25,10 +25,11 @@ from hashlib import blake2b
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ingestion.landing import landing_partition, list_parts, quarantine_partition
+from ingestion.landing import landing_partition, list_parts, quarantine_partition, set_aside
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +97,33 @@ def quarantine_digest(row: dict[str, object]) -> int:
     return _digest(head + bytes(payload))  # type: ignore[arg-type]
 
 
-def load_landing_digests(files: Sequence[Path]) -> tuple[list[int], list[int]]:
-    """Key and pair digests of the readings in landing files (reads only 5 columns)."""
+def _read_or_set_aside(path: Path, columns: list[str], root: Path | None) -> pa.Table | None:
+    try:
+        return pq.read_table(path, columns=columns)
+    except (pa.ArrowException, OSError) as exc:
+        # A truncated or corrupt file must not stop ingest for every feed: move it out of the
+        # partition (the ingest DAG records it in dq.quarantine) and index the others.
+        moved = set_aside(path, root) if root is not None else None
+        log.warning(
+            "unreadable file %s (%s: %s) %s; its readings are not in the dedupe index",
+            path, type(exc).__name__, exc, f"moved to {moved}" if moved else "skipped",
+        )  # fmt: skip
+        return None
+
+
+def load_landing_digests(
+    files: Sequence[Path], root: Path | None = None
+) -> tuple[list[int], list[int]]:
+    """Key and pair digests of the readings in landing files (reads only 5 columns).
+
+    An unreadable file is skipped, and set aside when ``root`` (the landing folder) is given."""
     keys: list[int] = []
     pairs: list[int] = []
     cols = ["site_id", "device_id", "lane", "observed_at", "content_hash"]
     for path in files:
-        t = pq.read_table(path, columns=cols)
+        t = _read_or_set_aside(path, cols, root)
+        if t is None:
+            continue
         us = pc.cast(t.column("observed_at"), "int64").to_pylist()
         for site, dev, lane, obs, ch in zip(
             t.column("site_id").to_pylist(),
@@ -117,11 +138,16 @@ def load_landing_digests(files: Sequence[Path]) -> tuple[list[int], list[int]]:
     return keys, pairs
 
 
-def load_quarantine_digests(files: Sequence[Path]) -> tuple[list[int], list[int]]:
+def load_quarantine_digests(
+    files: Sequence[Path], root: Path | None = None
+) -> tuple[list[int], list[int]]:
     digests: list[int] = []
     for path in files:
         cols = ["topic", "reading_index", "payload", "payload_bytes"]
-        for row in pq.read_table(path, columns=cols).to_pylist():
+        t = _read_or_set_aside(path, cols, root)
+        if t is None:
+            continue
+        for row in t.to_pylist():
             digests.append(quarantine_digest(row))
     return digests, digests
 
@@ -187,9 +213,11 @@ class DedupeIndex:
             name, day = pid
             if name == QUARANTINE:
                 return load_quarantine_digests(
-                    list_parts(quarantine_partition(quarantine_dir, day))
+                    list_parts(quarantine_partition(quarantine_dir, day)), quarantine_dir
                 )
-            return load_landing_digests(list_parts(landing_partition(landing_dir, name, day)))
+            return load_landing_digests(
+                list_parts(landing_partition(landing_dir, name, day)), landing_dir
+            )
 
         return cls(load, max_entries)
 

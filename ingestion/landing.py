@@ -65,6 +65,37 @@ def _ensure_dir(directory: Path) -> None:
         fsync_dir(created.parent)
 
 
+UNREADABLE = "unreadable"
+
+
+def unreadable_root(root: Path) -> Path:
+    """Where unreadable files of ``root`` (the landing or quarantine folder) are set aside:
+    ``{home}/unreadable/{landing|quarantine}/...``, outside every glob that reads data."""
+    return root.parent / UNREADABLE / root.name
+
+
+def set_aside(path: Path, root: Path) -> Path | None:
+    """Move an unreadable file out of ``root`` (same relative path under ``unreadable_root``).
+
+    One corrupt file must not stop ingest or the load, nor break the staging views that glob
+    the folder; moved, it stays for inspection and the ingest DAG records it in dq.quarantine
+    as ``landing_file_unreadable``. Returns the new path (None: already gone).
+    """
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        return None  # already set aside, or not ours
+    dest = unreadable_root(root) / rel
+    _ensure_dir(dest.parent)
+    try:
+        os.replace(path, dest)
+    except FileNotFoundError:
+        return None
+    fsync_dir(dest.parent)
+    fsync_dir(path.parent)
+    return dest
+
+
 def write_table_atomic(table: pa.Table, directory: Path) -> Path:
     """Write ``table`` as a new Parquet file in ``directory``; return its final path.
 

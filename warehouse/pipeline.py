@@ -16,7 +16,7 @@ import logging
 import re
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from citypipe.catalogue import FEEDS, load_catalogue
 from citypipe.settings import Settings
+from ingestion.landing import set_aside, unreadable_root
 from ingestion.schema import QUARANTINE_SCHEMA, landing_schema
 from warehouse import db, sqlfiles, staging
 from warehouse.dims import load_dim_site
@@ -95,8 +96,14 @@ def discover_new_files(
     for feed in FEEDS:
         chosen: list[str] = []
         total = 0
+        # Files ingest set aside as unreadable come too: the load records each in dq.quarantine.
+        aside = unreadable_root(settings.landing_dir) / feed
         for p in sorted(
-            (settings.landing_dir / feed).glob("local_date=*/*.parquet"), key=lambda x: x.name
+            [
+                *(settings.landing_dir / feed).glob("local_date=*/*.parquet"),
+                *aside.glob("local_date=*/*.parquet"),
+            ],
+            key=lambda x: x.name,
         ):
             st = p.stat()
             if (str(p), st.st_size, st.st_mtime_ns) in known:
@@ -110,9 +117,13 @@ def discover_new_files(
             chosen.append(str(p))
             total += n
         out[feed] = chosen
+    q_files = [
+        *settings.quarantine_dir.glob("received_date=*/*.parquet"),
+        *unreadable_root(settings.quarantine_dir).glob("received_date=*/*.parquet"),
+    ]
     out["quarantine"] = [
         str(p)
-        for p in sorted(settings.quarantine_dir.glob("received_date=*/*.parquet"))
+        for p in sorted(q_files)
         if (str(p), p.stat().st_size, p.stat().st_mtime_ns) not in known
     ]
     return out
@@ -138,8 +149,12 @@ def read_landing(feed: str, paths: list[str]) -> tuple[pa.Table, list[BatchFile]
     files: list[BatchFile] = []
     for raw in paths:
         p = Path(raw)
-        st = p.stat()
-        sha = sha256_file(p)
+        try:
+            st = p.stat()
+            sha = sha256_file(p)
+        except FileNotFoundError:  # set aside by ingest since discovery: found there next run
+            log.warning("%s vanished since discovery; skipped", raw)
+            continue
         try:
             t = pq.read_table(p).select(schema.names).cast(schema)
         except Exception as exc:  # a broken file is recorded, never a crash of the batch
@@ -205,12 +220,16 @@ def read_history(
     if batch.num_rows == 0 or lookback_s <= 0 or not settings.warehouse_path.exists():
         return None
     mm = pc.min_max(batch["observed_at"]).as_py()
+    # Clamped: a reading near year 1 (landed before the contract's valid_from bound) must not
+    # overflow the date range and stop every load.
+    floor = datetime.min.replace(tzinfo=UTC) + timedelta(seconds=lookback_s)
+    since = max(mm["min"], floor) - timedelta(seconds=lookback_s)
     with db.reader(settings) as con:
         try:
             return sqlfiles.relation(
                 con,
                 "core/history.sql",
-                {"since": mm["min"] - timedelta(seconds=lookback_s), "until": mm["max"]},
+                {"since": since, "until": mm["max"]},
                 feed=feed,
             ).to_arrow_table()
         except duckdb.CatalogException:
@@ -462,8 +481,26 @@ def load_feed_batch(
             con.execute("rollback")
             raise
     _cleanup(work)
+    _set_aside(settings, bad_files, settings.landing_dir, "landing", params_common)
     out.update(counts, loaded=True, changed_dates=[d.isoformat() for d in changed])
     return out
+
+
+def _set_aside(
+    settings: Settings, bad: list[BatchFile], root: Path, kind: str, params: dict[str, Any]
+) -> None:
+    """After the commit that quarantined them: unreadable files leave the folder that the
+    staging views glob (one broken file would fail the whole view). Their new paths go to
+    ``meta.ledger_paths`` so discovery does not bring them back."""
+    moved: list[BatchFile] = []
+    for f in bad:
+        dest = set_aside(Path(f.path), root)
+        if dest is not None:
+            log.warning("unreadable file %s moved to %s", f.path, dest)
+            moved.append(replace(f, path=str(dest)))
+    if moved:
+        with db.writer(settings) as con:
+            _remember_paths(con, moved, kind, params)
 
 
 def _merge(
@@ -645,8 +682,12 @@ def load_quarantine(settings: Settings, files: list[str], load_run_id: str) -> d
     tables: list[pa.Table] = []
     for raw in files:
         p = Path(raw)
-        st = p.stat()
-        sha = sha256_file(p)
+        try:
+            st = p.stat()
+            sha = sha256_file(p)
+        except FileNotFoundError:  # set aside by ingest since discovery: found there next run
+            log.warning("%s vanished since discovery; skipped", raw)
+            continue
         try:
             t = pq.read_table(p).select(QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA)
         except Exception as exc:
@@ -702,6 +743,9 @@ def load_quarantine(settings: Settings, files: list[str], load_run_id: str) -> d
         except BaseException:
             con.execute("rollback")
             raise
+    _set_aside(
+        settings, [f for f in infos if f.error], settings.quarantine_dir, "quarantine", params
+    )
     return per_feed
 
 

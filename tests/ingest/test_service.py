@@ -107,3 +107,26 @@ def test_writer_thread_mode_round_trip(ingest_settings: Settings, broker: Broker
     st = _status(ingest_settings)
     assert st["invariant_ok"] is True
     assert st["messages"]["received"] == st["messages"]["acked"] == len(plan.messages)
+
+
+def test_truncated_landing_file_is_set_aside_and_ingest_goes_on(
+    ingest_settings: Settings, broker: BrokerHandle
+) -> None:
+    # Issue 7 finding 2: a truncated Parquet file made the dedupe index raise ArrowInvalid,
+    # and the service exited 1 on the next message for that partition, on every restart.
+    plan = make_plan(400, seed=5, faults=False)
+    assert _run(IngestService(ingest_settings, until_idle_s=1.0)) == 0
+    publish(broker, plan.messages)
+    assert _run(IngestService(ingest_settings, until_idle_s=1.5)) == 0
+    home = ingest_settings.home
+    victim = sorted((home / "landing").rglob("part-*.parquet"))[0]
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    # A redelivery of everything: the partition of the broken file must be indexed again.
+    publish(broker, plan.messages)
+    assert _run(IngestService(ingest_settings, until_idle_s=1.5)) == 0
+    rel = victim.relative_to(home / "landing")
+    assert not victim.exists()
+    assert (home / "unreadable" / "landing" / rel).exists()
+    # The broken file's readings came again and landed anew; every other reading stays once.
+    assert landing_rows(home) == plan.expected_rows
+    assert _status(ingest_settings)["invariant_ok"] is True

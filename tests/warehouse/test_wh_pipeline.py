@@ -331,6 +331,40 @@ def test_unreadable_landing_file_is_quarantined_not_fatal(settings: Settings) ->
         ("landing_file_unreadable", str(bad))
     ]
     assert P.discover_new_files(settings)["air"] == []
+    # Set aside once quarantined: the staging view that globs the landing folder works again.
+    assert not bad.exists()
+    assert (
+        settings.home / "unreadable" / "landing" / "air" / "local_date=2026-11-21" / bad.name
+    ).exists()
+    assert q(settings, "select count(*) from staging.landing_air") == [(5,)]
+    run_all(settings, "r2")  # its new path is in the ledger: not discovered, not counted twice
+    assert q(settings, "select count(*) from dq.quarantine") == [(1,)]
+
+
+def test_file_set_aside_by_ingest_is_quarantined_by_the_load(settings: Settings) -> None:
+    # ingest moves an unreadable landing file to unreadable/ (ingestion.dedupe); the load must
+    # still record it, or the environmental staff would never hear of it.
+    write_landing(settings.home, "air", _varied("air", START, 5))
+    aside = settings.home / "unreadable" / "landing" / "air" / "local_date=2026-11-21"
+    aside.mkdir(parents=True)
+    (aside / "part-truncated.parquet").write_bytes(b"PAR1\x00\x01 truncated")
+    run_all(settings, "r1")
+    assert q(settings, "select reason, source_file from dq.quarantine") == [
+        ("landing_file_unreadable", str(aside / "part-truncated.parquet"))
+    ]
+    run_all(settings, "r2")
+    assert q(settings, "select count(*) from dq.quarantine") == [(1,)]
+
+
+def test_reading_in_year_one_does_not_stop_the_load(settings: Settings) -> None:
+    # Landed before the contract's too_old bound (or written by hand): the history look-back
+    # once raised OverflowError here and stopped every feed's load, run after run.
+    rows = _varied("air", START, 5)
+    old = reading("air", datetime(1, 1, 1, 0, 30, tzinfo=UTC), seq=99)
+    write_landing(settings.home, "air", [*rows, old])
+    loaded = run_all(settings, "r1")
+    assert loaded["air"]["loaded"]
+    assert q(settings, "select count(*) from core.obs_air") == [(6,)]
 
 
 def test_history_from_warehouse_feeds_flat_line(settings: Settings) -> None:
