@@ -247,26 +247,28 @@ def hourly_means(
     readings: Iterable[Reading],
 ) -> dict[tuple[str, datetime], dict[str, Fraction | None]]:
     vals: dict[tuple[str, datetime, str], list[Fraction]] = defaultdict(list)
-    minutes: dict[tuple[str, datetime, str], dict[datetime, int]] = defaultdict(dict)
+    # minute indexes (0..59) of the hour covered by a valid value: a union, clipped to the hour
+    minutes: dict[tuple[str, datetime, str], set[int]] = defaultdict(set)
     keys: set[tuple[str, datetime]] = set()
     for r in readings:
         if not r.is_valid:
             continue
         h = hour_end_local(r)
         keys.add((r.site_id, h))
-        minute = r.observed_at.astimezone(CST).replace(tzinfo=None, second=0, microsecond=0)
+        minute = r.observed_at.astimezone(CST).minute
+        span = 60 if r.period_s >= 3600 else max(1, r.period_s // 60)
+        covered_by_r = range(0, 60) if span == 60 else range(max(0, minute - span + 1), minute + 1)
         for p in POLLUTANTS:
             v = r.values.get(p)
             if v is None:
                 continue
             vals[(r.site_id, h, p)].append(as_fraction(v))
-            m = minutes[(r.site_id, h, p)]
-            m[minute] = max(m.get(minute, 0), min(r.period_s, 3600) // 60)
+            minutes[(r.site_id, h, p)].update(covered_by_r)
     out: dict[tuple[str, datetime], dict[str, Fraction | None]] = {}
     for site, h in keys:
         row: dict[str, Fraction | None] = {}
         for p in POLLUTANTS:
-            covered = min(60, sum(minutes.get((site, h, p), {}).values()))
+            covered = len(minutes.get((site, h, p), ()))
             row[p] = mean6(vals[(site, h, p)]) if covered >= MIN_MINUTES else None
         out[(site, h)] = row
     return out

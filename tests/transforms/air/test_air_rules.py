@@ -80,6 +80,25 @@ def test_45_minute_rule_counts_distinct_minutes(mem: duckdb.DuckDBPyConnection) 
     assert (minutes, readings) == (44, 88)
 
 
+def test_overlapping_readings_count_each_minute_once(mem: duckdb.DuckDBPyConnection) -> None:
+    # Issue 7 finding 3: minutes are the union the readings cover, clipped to the hour. Nine
+    # 5-minute readings ending at minutes 0..8 cover 9 minutes, not 45 (the old count gave
+    # 9 distinct minutes x 5 = 45 and a valid hour); one ending at 59 covers 55..59 only.
+    site = "WS-AIR-03"
+    start = local(2026, 6, 10, 8)
+    rs = [Reading(site, start + timedelta(minutes=m), 300, {"pm25": 30.0}) for m in range(9)]
+    rs += [Reading(site, start + timedelta(hours=1, minutes=5 * k), 300, {"pm25": 30.0})
+           for k in range(1, 10)]  # fmt: skip
+    insert_readings(mem, rs)
+    compute_air_range(mem, date(2026, 6, 10), date(2026, 6, 10), as_of=AS_OF)
+    got = mem.execute(
+        "select hour(hour_end_local), minutes_pm25, pm25_ugm3 from int.air_hourly_station"
+        " where site_id = ? and local_date = ? and hour(hour_end_local) in (9, 10) order by 1",
+        [site, date(2026, 6, 10)],
+    ).fetchall()
+    assert got == [(9, 9, None), (10, 45, Decimal("30.000000"))]
+
+
 def test_20_hour_rule(mem: duckdb.DuckDBPyConnection) -> None:
     # WS-AIR-01 has 19 valid hours on the day, WS-AIR-02 has 20
     insert_readings(mem, hourly_constant("WS-AIR-01", local(2026, 6, 10, 1), 19, ZERO))

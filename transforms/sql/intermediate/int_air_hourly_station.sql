@@ -3,8 +3,10 @@
 -- Time convention (docs/kpis_air.md): a sub-hourly reading belongs to the hour [h, h+1) that
 -- contains its observed_at in China time and is stamped h+1; an hourly reading (period_s >= 3600,
 -- observed_at = end of its hour) is taken as it comes, stamped with its own end. Minutes sampled
--- = distinct minutes with a valid value, times p/60 for readings of period p (5-minute data:
--- 9 readings = 45 minutes; an hourly reading = 60 minutes).
+-- = the union of the minutes the readings with a valid value cover, clipped to the hour: a
+-- reading of period p covers the p/60 minutes up to its own (5-minute data: 9 readings = 45
+-- minutes; an hourly reading = 60 minutes). A union, not a sum: overlapping or repeated readings
+-- never count a minute twice, so no hour exceeds 60 minutes (issue 7, finding 3).
 delete from int.air_hourly_station where local_date between $start_date - 1 and $end_date;
 
 insert into int.air_hourly_station
@@ -38,7 +40,8 @@ local_obs as (
         site_id,
         period_s,
         pm25, pm10, so2, no2, co, o3,
-        timezone($tz, observed_at) as observed_local
+        timezone($tz, observed_at) as observed_local,
+        greatest(1, period_s // 60)::integer as span
     from obs
 ),
 
@@ -52,9 +55,13 @@ stamped as (
                 then date_trunc('hour', observed_local - interval 1 microsecond) + interval 1 hour
             else date_trunc('hour', observed_local) + interval 1 hour
         end as hour_end_local,
-        -- one bit per minute of the hour: the distinct minutes with a value, whatever the
-        -- number of devices or readings in that minute
-        (1::ubigint << minute(observed_local)::integer) as minute_bit
+        -- one bit per minute of the hour that the reading covers, whatever the number of
+        -- devices or readings in that minute
+        case
+            when period_s >= 3600 then (1::ubigint << 60) - 1
+            else ((1::ubigint << least(minute(observed_local) + 1, span)) - 1)
+                << (minute(observed_local) + 1 - least(minute(observed_local) + 1, span))
+        end as minute_mask
     from local_obs
 ),
 
@@ -62,19 +69,18 @@ per_hour as (
     select
         site_id,
         hour_end_local,
-        least(max(period_s), 3600) // 60 as minutes_per_reading,
         sum(pm25) as s_pm25, count(pm25) as n_pm25,
-        bit_count(coalesce(bit_or(minute_bit) filter (where pm25 is not null), 0)) as b_pm25,
+        bit_count(coalesce(bit_or(minute_mask) filter (where pm25 is not null), 0)) as b_pm25,
         sum(pm10) as s_pm10, count(pm10) as n_pm10,
-        bit_count(coalesce(bit_or(minute_bit) filter (where pm10 is not null), 0)) as b_pm10,
+        bit_count(coalesce(bit_or(minute_mask) filter (where pm10 is not null), 0)) as b_pm10,
         sum(so2) as s_so2, count(so2) as n_so2,
-        bit_count(coalesce(bit_or(minute_bit) filter (where so2 is not null), 0)) as b_so2,
+        bit_count(coalesce(bit_or(minute_mask) filter (where so2 is not null), 0)) as b_so2,
         sum(no2) as s_no2, count(no2) as n_no2,
-        bit_count(coalesce(bit_or(minute_bit) filter (where no2 is not null), 0)) as b_no2,
+        bit_count(coalesce(bit_or(minute_mask) filter (where no2 is not null), 0)) as b_no2,
         sum(co) as s_co, count(co) as n_co,
-        bit_count(coalesce(bit_or(minute_bit) filter (where co is not null), 0)) as b_co,
+        bit_count(coalesce(bit_or(minute_mask) filter (where co is not null), 0)) as b_co,
         sum(o3) as s_o3, count(o3) as n_o3,
-        bit_count(coalesce(bit_or(minute_bit) filter (where o3 is not null), 0)) as b_o3,
+        bit_count(coalesce(bit_or(minute_mask) filter (where o3 is not null), 0)) as b_o3,
         count(*) as count_readings
     from stamped
     group by site_id, hour_end_local
@@ -83,12 +89,12 @@ per_hour as (
 per_hour_minutes as (
     select
         *,
-        least(60, b_pm25 * minutes_per_reading) as m_pm25,
-        least(60, b_pm10 * minutes_per_reading) as m_pm10,
-        least(60, b_so2 * minutes_per_reading) as m_so2,
-        least(60, b_no2 * minutes_per_reading) as m_no2,
-        least(60, b_co * minutes_per_reading) as m_co,
-        least(60, b_o3 * minutes_per_reading) as m_o3
+        b_pm25 as m_pm25,
+        b_pm10 as m_pm10,
+        b_so2 as m_so2,
+        b_no2 as m_no2,
+        b_co as m_co,
+        b_o3 as m_o3
     from per_hour
 ),
 

@@ -125,7 +125,8 @@ detector_days as (
         t.district,
         t.is_old_town,
         t.expected_rows,
-        coalesce(sum(h.n_rows), 0) as n_rows,
+        -- capped per detector-hour: extra readings of one hour never fill another's gap
+        coalesce(sum(least(h.n_rows, h.expected_rows)), 0) as n_rows,
         count(*) filter (where h.congestion_level_no >= 4) as congested_hours
     from days as d
     cross join detectors as t

@@ -16,11 +16,22 @@ events as (
     where local_date between $start_date and $end_date
 ),
 
+-- n_valid counts filled reading slots (one period of the catalogue per device), so extra
+-- off-schedule readings never lift a point past 100 % nor cover for a silent one.
 readings as (
-    select site_id, local_date, count(*) as n_valid, max(depth_cm) as max_depth_cm
-    from core.obs_waterlogging
-    where is_valid and depth_cm is not null and local_date between $start_date and $end_date
-    group by site_id, local_date
+    select
+        o.site_id,
+        o.local_date,
+        count(distinct (
+            o.device_id, (epoch_us(o.observed_at) - 1) // (p.period_s * 1000000::bigint)
+        )) as n_valid,
+        max(o.depth_cm) as max_depth_cm
+    from core.obs_waterlogging as o
+    inner join points as p on p.site_id = o.site_id
+    where
+        o.is_valid and o.depth_cm is not null
+        and o.local_date between $start_date and $end_date
+    group by o.site_id, o.local_date
 ),
 
 level_names as (
@@ -53,7 +64,7 @@ point_days as (
         p.site_id,
         p.district,
         p.n_devices * 86400 // p.period_s as expected_readings,
-        coalesce(r.n_valid, 0) as n_valid,
+        least(coalesce(r.n_valid, 0), p.n_devices * 86400 // p.period_s) as n_valid,
         r.max_depth_cm,
         coalesce(e.n_events, 0) as n_events,
         coalesce(e.n_ongoing, 0) as n_ongoing,

@@ -19,7 +19,7 @@ sites as (
 ),
 
 site_daily as (
-    select site_id, local_date, n_valid_rows
+    select site_id, local_date, n_valid_slots
     from int.int_water_site_daily
     where local_date between date_trunc('year', $start_date::date)::date and $end_date
 ),
@@ -56,7 +56,8 @@ site_periods as (
 ),
 
 received as (
-    select p.as_of_date, p.period, d.site_id, sum(d.n_valid_rows)::integer as n_results
+    -- filled result slots, not readings: coverage stays within 100 % per section
+    select p.as_of_date, p.period, d.site_id, sum(d.n_valid_slots)::integer as n_results
     from periods as p
     inner join site_daily as d on d.local_date between p.period_start and p.as_of_date
     group by all
