@@ -234,7 +234,8 @@ class IngestService:
         self.metrics.log_summary()
 
     def _write_status(self) -> None:
-        self.metrics.messages_pending = len(self._inflight) + len(self._batch)
+        # _inflight already holds the messages of the hand-over batch (appended together).
+        self.metrics.messages_pending = len(self._inflight)
         try:
             write_status(self.status_path, self.metrics.snapshot())
         except OSError:

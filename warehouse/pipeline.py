@@ -185,7 +185,7 @@ def _constant(value: str, n: int) -> pa.DictionaryArray:
     )
 
 
-def dedupe_batch(table: pa.Table) -> pa.Table:
+def dedupe_batch(table: pa.Table, stats: dict[str, int] | None = None) -> pa.Table:
     """One row per natural key (latest received_at wins), in arrival order, + row_id.
 
     Vectorized (dictionary codes + one stable lexsort of the keys only): a re-delivery or
@@ -194,6 +194,9 @@ def dedupe_batch(table: pa.Table) -> pa.Table:
     is returned as is (no copy of a million rows' strings, ~0.3 s and 1x memory), else only
     the losing copies are filtered out. Arrival order is about time order, which keeps
     core's observed_at zone maps tight; the windowed checks sort their own key columns.
+
+    ``stats["revisions"]`` (when given) receives the copies dropped here that were revisions
+    (another content hash for the key), not re-deliveries: dq.batch_counts counts them apart.
     """
     from expectations.derive import _group_codes
 
@@ -206,7 +209,16 @@ def dedupe_batch(table: pa.Table) -> pa.Table:
     order = np.lexsort((rec, ts, codes))
     c, t = codes[order], ts[order]
     loser = (c[:-1] == c[1:]) & (t[:-1] == t[1:])
+    if stats is not None:
+        stats["revisions"] = 0
     if loser.any():
+        if stats is not None:
+            # Only the keys with several copies: distinct (key, hash) beyond one per key.
+            rows = np.unique(np.concatenate([order[:-1][loser], order[1:][loser]]))
+            hashes = table["content_hash"].take(pa.array(rows)).to_pylist()
+            keys = list(zip(codes[rows].tolist(), ts[rows].tolist(), strict=True))
+            pairs = set(zip(keys, hashes, strict=True))
+            stats["revisions"] = len(pairs) - len(set(keys))
         keep = np.ones(table.num_rows, dtype=bool)
         keep[order[:-1][loser]] = False
         table = table.filter(pa.array(keep))
@@ -296,7 +308,8 @@ def validate_feed_batch(
     if not files:
         return summary
     raw, file_info = read_landing(feed, files)
-    batch = dedupe_batch(raw)
+    dedupe_stats: dict[str, int] = {}
+    batch = dedupe_batch(raw, dedupe_stats)
     v = validate_batch(settings, feed, batch, validation_run_id)
     wd = work_dir(settings, load_run_id)
     wd.mkdir(parents=True, exist_ok=True)
@@ -318,6 +331,7 @@ def validate_feed_batch(
         "ended_at": v.ended_at.isoformat(),
         "files": [f.__dict__ for f in file_info],
         "rows_read": raw.num_rows,
+        "in_batch_revisions": dedupe_stats["revisions"],
         "docs_id": docs_id,
     }
     meta_path = wd / f"{feed}.validation.json"
@@ -446,6 +460,11 @@ def load_feed_batch(
                 batch = batch.filter(keep)
                 flags = flags.filter(pc.is_in(flags["row_id"], batch["row_id"].combine_chunks()))
             counts = _merge(con, feed, batch, flags, params_common)
+            # Copies of files already loaded are gone from the batch: bounded by what is left.
+            in_batch_revisions = min(
+                int(meta.get("in_batch_revisions", 0)),
+                sum(f.rows for f in fresh) - batch.num_rows,
+            )
             changed = [r[0] for r in sqlfiles.run(con, "core/changed_dates.sql").fetchall()]
             bad_files = [f for f in fresh if f.error]
             if bad_files:
@@ -462,9 +481,11 @@ def load_feed_batch(
                     "flagged": counts["flagged"],
                     "duplicates_dropped": sum(f.rows for f in fresh)
                     - batch.num_rows
+                    - in_batch_revisions
                     + counts["duplicate"]
                     + counts["stale"],
-                    "revisions": counts["revision"],
+                    # superseded inside the batch (dropped by dedupe_batch) and in core
+                    "revisions": counts["revision"] + in_batch_revisions,
                     "quarantined": len(bad_files),
                 },
             )

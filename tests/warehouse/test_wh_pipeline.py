@@ -171,6 +171,25 @@ def test_redelivered_and_revised_readings(settings: Settings) -> None:
     assert bc == [(2, 1)]
 
 
+def test_revisions_inside_one_batch_count_as_revisions(settings: Settings) -> None:
+    # Issue 7 finding 8: three versions of one key in a batch (plus an exact re-delivery)
+    # were all counted as duplicates in dq.batch_counts.
+    rows = _varied("air", START, 4)
+    later = START + timedelta(hours=1)
+    v2 = dict(rows[1], pm25_ugm3=50.0, content_hash="v2", received_at=later)
+    v3 = dict(rows[1], pm25_ugm3=51.0, content_hash="v3", received_at=later + timedelta(minutes=1))
+    again = dict(v3, received_at=later + timedelta(minutes=2))  # same hash: a re-delivery
+    write_landing(settings.home, "air", [*rows, v2, v3, again])
+    run_all(settings, "r1")
+    bc = q(
+        settings,
+        "select rows_read, duplicates_dropped, revisions from dq.batch_counts"
+        " where load_run_id = 'r1' and feed = 'air'",
+    )
+    assert bc == [(7, 1, 2)]
+    assert q(settings, "select pm25_ugm3 from core.obs_air where seq = 2") == [(51.0,)]
+
+
 def test_revision_replaces_flags_of_the_old_version(settings: Settings) -> None:
     rows = _varied("air", START, 10)
     rows[2]["pm25_ugm3"] = -5.0
