@@ -207,14 +207,22 @@ def validate_table(
     )
 
 
+COMPLETENESS_WINDOW_S = 86400
+
+
 def site_frame(
     feed: str, batch: pa.Table, catalogue: Catalogue, run_time: datetime
 ) -> pd.DataFrame:
-    """One row per catalogue site of the feed (index site_id): readings received in the batch,
-    expected over the batch's observed_at span (devices x lanes x (span // period + 1); only
+    """One row per catalogue site of the feed (index site_id): readings received in the batch's
+    recent window, expected over that window (devices x lanes x (span // period + 1); only
     for sites whose period fits the span twice, as for ``sites_reporting``, else NaN), their
     ratio, and ``site_lag_s`` = run time - the site's newest reading (NaN when silent: the
-    completeness check speaks for it)."""
+    completeness check speaks for it).
+
+    The window runs from the batch's newest reading back to its oldest reading at most
+    ``COMPLETENESS_WINDOW_S`` earlier: one late or archived reading from months ago must not stretch the expectation to
+    months and fail every site (issue 7). Days further back are judged by
+    dq.site_day_completeness, one day at a time."""
     import pyarrow.compute as pc
 
     site_list = sorted(catalogue.by_feed(feed), key=lambda s: s.site_id)
@@ -222,12 +230,17 @@ def site_frame(
     newest: dict[str, int] = {}
     span_s = 0.0
     if batch.num_rows:
-        mm = pc.min_max(pc.cast(batch["observed_at"], pa.int64())).as_py()
-        span_s = (mm["max"] - mm["min"]) / 1e6
         ts = pc.cast(batch["observed_at"], pa.int64())
-        grouped = pa.table({"site_id": batch["site_id"], "ts": ts}).group_by("site_id")
-        for r in grouped.aggregate([("ts", "count"), ("ts", "max")]).to_pylist():
-            received[r["site_id"]] = r["ts_count"]
+        newest_us = pc.max(ts).as_py()
+        recent = pc.greater_equal(ts, newest_us - COMPLETENESS_WINDOW_S * 1_000_000)
+        # the oldest reading inside the window: what the batch really covers
+        since = pc.min(pc.filter(ts, recent)).as_py()
+        span_s = (newest_us - since) / 1e6
+        grouped = pa.table({"site_id": batch["site_id"], "ts": ts, "recent": recent}).group_by(
+            "site_id"
+        )
+        for r in grouped.aggregate([("recent", "sum"), ("ts", "max")]).to_pylist():
+            received[r["site_id"]] = int(r["recent_sum"] or 0)
             newest[r["site_id"]] = r["ts_max"]
     run_us = run_time.timestamp() * 1e6
     rows = []

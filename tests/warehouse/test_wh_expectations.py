@@ -326,3 +326,17 @@ def test_silent_and_stale_sites_fail_batch_expectations(catalogue: Catalogue) ->
     assert {"site_completeness", "site_freshness"}.isdisjoint(v.flagged["expectation"].to_pylist())
     gx_names = {r.expectation_config.meta["name"] for r in v.gx_result.results}
     assert {"site_completeness", "site_freshness"} <= gx_names
+
+
+def test_one_old_reading_does_not_stretch_site_completeness(catalogue: Catalogue) -> None:
+    # Issue 7 finding 1: a reading from 1970 made the batch span 56 years, so every site was
+    # expected to have sent 29 million readings and site_completeness failed for all of them.
+    from expectations.validate import site_frame
+
+    rows = _clean("air", 80)
+    old = reading("air", datetime(2026, 1, 2, tzinfo=UTC), seq=999)
+    base = site_frame("air", table("air", rows), catalogue, RUN_TIME)
+    stretched = site_frame("air", table("air", [*rows, old]), catalogue, RUN_TIME)
+    site = SITES["air"][0]
+    assert stretched.loc[site, "site_expected"] == base.loc[site, "site_expected"] == 80
+    assert stretched.loc[site, "site_completeness_ratio"] == 1.0
