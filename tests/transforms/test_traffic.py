@@ -80,6 +80,21 @@ def test_space_mean_speed_over_lanes(wh, insert_obs, day: date) -> None:
     assert (speed, level, tti) == (40.0, "basically_free", 1.25)
 
 
+def test_reading_stamped_on_the_hour_ends_the_previous_hour(wh, insert_obs, day: date) -> None:
+    # Issue 9 item 6: observed_at ends the 5-minute interval, so 09:00 covers 08:55-09:00.
+    insert_obs(
+        "traffic", [reading(ARTERIAL, day, 9, 0, 30, 25.0), reading(ARTERIAL, day, 0, 0, 9, 25.0)]
+    )
+    compute_traffic_range(wh, day, day)
+    hours = wh.execute(
+        "select local_date, hour(hour_start), n_rows from int.int_traffic_detector_hourly"
+        " where site_id = ? order by hour_start",
+        [ARTERIAL],
+    ).fetchall()
+    # 00:00 of day D ends D-1's last hour: outside the computed day
+    assert hours == [(day, 8, 1)]
+
+
 @pytest.mark.parametrize(
     ("speed", "tti", "tpi", "level"),
     [
@@ -109,8 +124,9 @@ def test_tpi_mapping(
 
 def test_vkt_weighting_scopes_and_peaks(wh, insert_obs, day: date) -> None:
     rows = []
-    # 07:xx and 08:00 (the 08 hour) and 17/18: old-town arterial TTI 2, zaoyang arterial TTI 1.
-    for h, m in ((7, 5), (8, 0), (17, 30), (18, 55), (12, 0)):
+    # 07:05 (the 07 hour), 08:05 (the 08 hour; 08:00 would end the 07 hour) and 17/18:
+    # old-town arterial TTI 2, zaoyang arterial TTI 1.
+    for h, m in ((7, 5), (8, 5), (17, 30), (18, 55), (12, 5)):
         rows.append(reading(ARTERIAL, day, h, m, 100, 25.0))
         rows.append(reading(ZAOYANG_ARTERIAL, day, h, m, 200, 60.0))
     rows.append(reading(BRANCH, day, 22, 0, 1, 12.0))

@@ -236,11 +236,10 @@ class Result:
 
 def hour_end_local(r: Reading) -> datetime:
     """Naive China time of the end of the reading's hour (kpi_contract time convention)."""
-    t = r.observed_at.astimezone(CST).replace(tzinfo=None)
-    if r.period_s >= 3600:
-        floor = t.replace(minute=0, second=0, microsecond=0)
-        return floor if floor == t else floor + timedelta(hours=1)
-    return t.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    # observed_at ends the period (contract v1): the reading covers (t - period, t], so it
+    # belongs to the hour holding its last covered instant, whatever its period.
+    last = r.observed_at.astimezone(CST).replace(tzinfo=None) - timedelta(microseconds=1)
+    return last.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
 
 
 def hourly_means(
@@ -255,7 +254,7 @@ def hourly_means(
             continue
         h = hour_end_local(r)
         keys.add((r.site_id, h))
-        minute = r.observed_at.astimezone(CST).minute
+        minute = (r.observed_at.astimezone(CST) - timedelta(microseconds=1)).minute
         span = 60 if r.period_s >= 3600 else max(1, r.period_s // 60)
         covered_by_r = range(0, 60) if span == 60 else range(max(0, minute - span + 1), minute + 1)
         for p in POLLUTANTS:

@@ -21,13 +21,16 @@ def _minutes(site: str, start: datetime, minutes: list[int], value: float) -> li
 
 @pytest.mark.parametrize("session_tz", ["UTC", "America/New_York", "Asia/Kolkata"])
 def test_day_cut_2359_59_and_0000_00(mem: duckdb.DuckDBPyConnection, session_tz: str) -> None:
-    """23:59:59 China time belongs to the hour stamped D+1 00:00 (day D); 00:00:00 to the hour
-    stamped D+1 01:00 (day D+1): whatever the session time zone."""
+    """observed_at ends the reading's period (contract v1): a 1-minute reading stamped 00:00:00
+    covers 23:59-24:00 and belongs to the hour stamped D+1 00:00 (day D), as does 23:59:59;
+    00:00:01 starts the next hour: whatever the session time zone (issue 9, item 6)."""
     site = "WS-AIR-01"
-    rs = _minutes(site, local(2026, 6, 10, 23), list(range(15, 59)), 10.0)  # 44 minutes
-    rs.append(Reading(site, local(2026, 6, 10, 23, 59, 59), 60, {"pm25": 100.0}))
-    rs.append(Reading(site, local(2026, 6, 11, 0, 0, 0), 60, {"pm25": 200.0}))
-    rs += _minutes(site, local(2026, 6, 11, 0), list(range(1, 45)), 10.0)  # 44 more minutes
+    rs = _minutes(site, local(2026, 6, 10, 23), list(range(16, 59)), 10.0)  # 43 minutes
+    rs.append(Reading(site, local(2026, 6, 10, 23, 59, 0), 60, {"pm25": 10.0}))  # minute 58
+    rs.append(Reading(site, local(2026, 6, 10, 23, 59, 59), 60, {"pm25": 100.0}))  # minute 59
+    rs.append(Reading(site, local(2026, 6, 11, 0, 0, 0), 60, {"pm25": 200.0}))  # minute 59
+    rs.append(Reading(site, local(2026, 6, 11, 0, 0, 1), 60, {"pm25": 1.0}))  # next hour
+    rs += _minutes(site, local(2026, 6, 11, 0), list(range(2, 45)), 10.0)  # 43 more minutes
     insert_readings(mem, rs)
     mem.execute("set TimeZone = ?", [session_tz])
     compute_air_range(mem, date(2026, 6, 10), date(2026, 6, 11), as_of=AS_OF)
@@ -40,8 +43,10 @@ def test_day_cut_2359_59_and_0000_00(mem: duckdb.DuckDBPyConnection, session_tz:
         ).fetchall()
     )
     assert got == {
-        datetime(2026, 6, 11, 0): (date(2026, 6, 10), Decimal("12.000000"), 45),
-        datetime(2026, 6, 11, 1): (date(2026, 6, 11), Decimal("14.222222"), 45),
+        # minutes 15..59 = 45: valid, (44 x 10 + 100 + 200) / 46
+        datetime(2026, 6, 11, 0): (date(2026, 6, 10), Decimal("16.086957"), 45),
+        # minutes 0..43 = 44: not valid
+        datetime(2026, 6, 11, 1): (date(2026, 6, 11), None, 44),
     }
     # the instant stored is the China-time hour end
     h = mem.execute(
@@ -54,8 +59,9 @@ def test_day_cut_2359_59_and_0000_00(mem: duckdb.DuckDBPyConnection, session_tz:
 
 def test_45_minute_rule_counts_distinct_minutes(mem: duckdb.DuckDBPyConnection) -> None:
     site = "WS-AIR-02"
-    rs = _minutes(site, local(2026, 6, 10, 8), list(range(44)), 30.0)  # 44 minutes: invalid
-    rs += _minutes(site, local(2026, 6, 10, 9), list(range(45)), 30.0)  # 45 minutes: valid
+    # stamped 08:01..08:44: the minutes ending then, 44 of the hour ending 09:00: invalid
+    rs = _minutes(site, local(2026, 6, 10, 8), list(range(1, 45)), 30.0)
+    rs += _minutes(site, local(2026, 6, 10, 9), list(range(1, 46)), 30.0)  # 45 minutes: valid
     insert_readings(mem, rs)
     # a second device in the same 44 minutes adds readings but no minute
     mem.execute(
@@ -67,26 +73,26 @@ def test_45_minute_rule_counts_distinct_minutes(mem: duckdb.DuckDBPyConnection) 
     got = dict(
         mem.execute(
             "select hour(hour_end_local), pm25_ugm3 from int.air_hourly_station"
-            " where site_id = ? and hour(hour_end_local) in (9, 10)",
-            [site],
+            " where site_id = ? and local_date = ? and hour(hour_end_local) in (9, 10)",
+            [site, date(2026, 6, 10)],
         ).fetchall()
     )
     assert got == {9: None, 10: Decimal("30.000000")}
     minutes, readings = mem.execute(
         "select minutes_pm25, count_readings from int.air_hourly_station"
-        " where site_id = ? and hour(hour_end_local) = 9",
-        [site],
+        " where site_id = ? and local_date = ? and hour(hour_end_local) = 9",
+        [site, date(2026, 6, 10)],
     ).fetchone()  # type: ignore[misc]
     assert (minutes, readings) == (44, 88)
 
 
 def test_overlapping_readings_count_each_minute_once(mem: duckdb.DuckDBPyConnection) -> None:
     # Issue 7 finding 3: minutes are the union the readings cover, clipped to the hour. Nine
-    # 5-minute readings ending at minutes 0..8 cover 9 minutes, not 45 (the old count gave
-    # 9 distinct minutes x 5 = 45 and a valid hour); one ending at 59 covers 55..59 only.
+    # 5-minute readings ending at minutes 1..9 cover 9 minutes, not 45 (the old count gave
+    # 9 distinct minutes x 5 = 45 and a valid hour); one ending at 08:01 covers 08:00-08:01.
     site = "WS-AIR-03"
     start = local(2026, 6, 10, 8)
-    rs = [Reading(site, start + timedelta(minutes=m), 300, {"pm25": 30.0}) for m in range(9)]
+    rs = [Reading(site, start + timedelta(minutes=m), 300, {"pm25": 30.0}) for m in range(1, 10)]
     rs += [Reading(site, start + timedelta(hours=1, minutes=5 * k), 300, {"pm25": 30.0})
            for k in range(1, 10)]  # fmt: skip
     insert_readings(mem, rs)

@@ -1,11 +1,11 @@
 -- int.air_hourly_station: one row per (air site, hour_end) for every hour of the natural days
 -- $start_date - 1 .. $end_date (the day before feeds the 8h / 24h moving windows of $start_date).
--- Time convention (docs/kpis_air.md): a sub-hourly reading belongs to the hour [h, h+1) that
--- contains its observed_at in China time and is stamped h+1; an hourly reading (period_s >= 3600,
--- observed_at = end of its hour) is taken as it comes, stamped with its own end. Minutes sampled
--- = the union of the minutes the readings with a valid value cover, clipped to the hour: a
--- reading of period p covers the p/60 minutes up to its own (5-minute data: 9 readings = 45
--- minutes; an hourly reading = 60 minutes). A union, not a sum: overlapping or repeated readings
+-- Time convention (docs/kpis_air.md, contract v1): observed_at is the END of the reading's
+-- period, so a reading covers (observed_at - period_s, observed_at] and belongs to the hour
+-- (h, h+1] that contains that end, stamped h+1: a 1-minute reading stamped 10:00:00 belongs to
+-- the hour ending 10:00, like an hourly reading stamped 10:00. Minutes sampled = the union of
+-- the minutes the readings with a valid value cover, clipped to the hour (5-minute data:
+-- 9 readings = 45 minutes; an hourly reading = 60 minutes). A union, not a sum: overlapping or repeated readings
 -- never count a minute twice, so no hour exceeds 60 minutes (issue 7, finding 3).
 delete from int.air_hourly_station where local_date between $start_date - 1 and $end_date;
 
@@ -40,7 +40,8 @@ local_obs as (
         site_id,
         period_s,
         pm25, pm10, so2, no2, co, o3,
-        timezone($tz, observed_at) as observed_local,
+        -- the last instant the reading covers: its hour and its last minute
+        timezone($tz, observed_at) - interval 1 microsecond as covered_until_local,
         greatest(1, period_s // 60)::integer as span
     from obs
 ),
@@ -50,17 +51,13 @@ stamped as (
         site_id,
         period_s,
         pm25, pm10, so2, no2, co, o3,
-        case
-            when period_s >= 3600
-                then date_trunc('hour', observed_local - interval 1 microsecond) + interval 1 hour
-            else date_trunc('hour', observed_local) + interval 1 hour
-        end as hour_end_local,
+        date_trunc('hour', covered_until_local) + interval 1 hour as hour_end_local,
         -- one bit per minute of the hour that the reading covers, whatever the number of
         -- devices or readings in that minute
         case
             when period_s >= 3600 then (1::ubigint << 60) - 1
-            else ((1::ubigint << least(minute(observed_local) + 1, span)) - 1)
-                << (minute(observed_local) + 1 - least(minute(observed_local) + 1, span))
+            else ((1::ubigint << least(minute(covered_until_local) + 1, span)) - 1)
+                << (minute(covered_until_local) + 1 - least(minute(covered_until_local) + 1, span))
         end as minute_mask
     from local_obs
 ),

@@ -1,5 +1,7 @@
--- int.int_traffic_detector_hourly for $start_date..$end_date. A reading belongs to the local hour
--- containing its observed_at. Lanes are aggregated: volume summed, speed = volume-weighted
+-- int.int_traffic_detector_hourly for $start_date..$end_date. observed_at ends the reading's
+-- interval (contract v1): a reading covers (observed_at - period_s, observed_at] and belongs to
+-- the local hour holding that end, so a 5-minute reading stamped 09:00 counts in 08:00-09:00
+-- (and one stamped 00:00 in the previous day's last hour). Lanes are aggregated: volume summed, speed = volume-weighted
 -- harmonic mean of the lane/interval mean speeds (space-mean speed, the one travel times follow),
 -- rounded to 0.01 km/h before the congestion level and TTI are derived from it. Sums run in
 -- decimal so a recomputation gives the very same numbers (no float summation-order noise).
@@ -11,12 +13,19 @@ obs as (
     select
         site_id,
         local_date,
-        date_trunc('hour', timezone($tz, observed_at)) as hour_start,
+        date_trunc('hour', timezone($tz, observed_at) - interval 1 microsecond) as hour_start,
         volume_veh,
         speed_kmh,
         occupancy_pct
     from core.obs_traffic
-    where is_valid and local_date between $start_date and $end_date
+    -- readings stamped 00:00 of the next day still belong to $end_date's last hour
+    where is_valid and local_date between $start_date and $end_date + 1
+),
+
+obs_in_range as (
+    select * replace (hour_start::date as local_date)
+    from obs
+    where hour_start::date between $start_date and $end_date
 ),
 
 detectors as (
@@ -55,7 +64,7 @@ hourly as (
             end
         ) as vehicle_hours_per_km,
         avg(occupancy_pct::decimal(18, 4)) as occupancy_pct
-    from obs
+    from obs_in_range
     group by site_id, local_date, hour_start
 ),
 
