@@ -22,6 +22,7 @@ import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from citypipe.datadir import dir_mode, file_mode
 from citypipe.settings import Settings
 
 # Exit status of a run refused because the same DAG already runs for the same date.
@@ -57,10 +58,14 @@ def airflow_env(settings: Settings, verbose: bool = False) -> dict[str, str]:
             # Library deprecation chatter drowns the summary; --verbose keeps it.
             "PYTHONWARNINGS": env.get("PYTHONWARNINGS", "default") if verbose else "ignore",
             "GX_ANALYTICS_ENABLED": "false",
+            # Airflow chmods its task logs (default 0o664/0o775): keep them to the data policy.
+            "AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FILE_PERMISSIONS": oct(file_mode(settings)),
+            "AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FOLDER_PERMISSIONS": oct(dir_mode(settings)),
             "CITYPIPE_HOME": str(settings.home),
             "CITYPIPE_CITY": settings.city,
             "CITYPIPE_TIMEZONE": settings.timezone,
             "CITYPIPE_REFERENCE_DIR": str(settings.reference_dir),
+            "CITYPIPE_LOCK_TIMEOUT_S": str(settings.lock_timeout_s),
             # The repo root on the path, so DAG files import citypipe/warehouse/transforms.
             "PYTHONPATH": os.pathsep.join(
                 p for p in (str(settings.dags_folder.parent), env.get("PYTHONPATH", "")) if p
