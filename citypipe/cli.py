@@ -12,6 +12,7 @@ import importlib
 import logging
 import sys
 
+from citypipe.datadir import DataGroupError, apply_data_policy
 from citypipe.settings import get_settings
 
 # Which module contributes each subcommand, in help order.
@@ -58,7 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    return int(args.func(args, get_settings()) or 0)
+    settings = get_settings()
+    try:
+        # Before any file is written, also by child processes (ingest writer, Airflow runner).
+        apply_data_policy(settings)
+    except DataGroupError as exc:
+        logging.getLogger("citypipe").error("%s", exc)
+        return 2
+    return int(args.func(args, settings) or 0)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     flush_max_records: int = 20_000
     flush_max_age_s: float = 1.0
 
+    # Readers of the warehouse give up after this many seconds behind a writer (warehouse.md).
+    lock_timeout_s: float = 600.0
+    # Group allowed to read the data folder; None: owner only (docs/operations.md).
+    data_group: str | None = None
+
     @model_validator(mode="after")
     def _read_password_file(self) -> Settings:
         if self.mqtt_password is None and self.mqtt_password_file is not None:

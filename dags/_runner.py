@@ -10,6 +10,7 @@ Exit status: 0 when the DAG run succeeded, 1 when it failed.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import subprocess
@@ -22,16 +23,22 @@ DUCKDB_POOL = "citypipe_duckdb"
 
 
 def ensure_metadata_db() -> None:
-    """``airflow db migrate`` once, when the SQLite metadata file is missing."""
+    """``airflow db migrate`` once, when the SQLite metadata file is missing.
+
+    Under a lock beside it: runs started together (other dates, other DAGs) would otherwise
+    migrate the same fresh file at once, or one would use it half-migrated.
+    """
     conn = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
     path = Path(conn.removeprefix("sqlite:///")) if conn.startswith("sqlite:///") else None
-    if path is not None and path.exists():
+    migrate = [sys.executable, "-m", "airflow", "db", "migrate"]
+    if path is None:
+        subprocess.run(migrate, check=True, stdout=subprocess.DEVNULL)
         return
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".migrate.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            subprocess.run(migrate, check=True, stdout=subprocess.DEVNULL)
 
 
 def ensure_pool() -> None:

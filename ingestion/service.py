@@ -30,6 +30,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -58,6 +59,11 @@ RECEIVE_MAXIMUM = 65535
 # A broker that does not speak MQTT 5 may never answer a v5 CONNECT (amqtt): fall back after this.
 V5_CONNACK_TIMEOUT_S = 5.0
 UNSUPPORTED_PROTOCOL = 132
+# CONNACK codes meaning "who you are was refused": MQTT 5 (134 bad user name or password,
+# 135 not authorized) and MQTT 3.1.1 (4, 5), which paho reports with the same numbers or these.
+AUTH_REFUSED = frozenset({4, 5, 134, 135})
+# Exit status of a batch run (--until-idle) that never reached the broker: cron must see it fail.
+EXIT_NEVER_CONNECTED = 3
 STATUS_INTERVAL_S = 5.0
 LOG_INTERVAL_S = 60.0
 # Hand-over batches to the writer: big enough that pickling and the socket cost ~1 us a message,
@@ -128,6 +134,7 @@ class IngestService:
         self._proc: subprocess.Popen[bytes] | None = None
         self._writer_thread: threading.Thread | None = None
         self._ever_connected = False
+        self._connected = False  # this connection got a successful CONNACK
         self._socket_opened_at: float | None = None
         self._fallback = False
         self._last_message = time.monotonic()
@@ -149,7 +156,8 @@ class IngestService:
 
     def run(self) -> int:
         """Serve until stopped. 0 = clean exit; 1 = a landing write failed or the writer died
-        (nothing of what was not durable was acked)."""
+        (nothing of what was not durable was acked); 3 = a batch run (``until_idle_s``) ended
+        without ever connecting to the broker."""
         s = self.settings
         server = None
         if self.metrics_port is not None:
@@ -170,7 +178,20 @@ class IngestService:
         if self._writer_error is not None:
             log.error("ingest: stopped after a writer failure: %s", self._writer_error)
             return 1
+        if self.until_idle_s is not None and not self._ever_connected:
+            log.error(
+                "ingest: never connected to %s: nothing was received (exit %d)",
+                self.broker_label,
+                EXIT_NEVER_CONNECTED,
+            )
+            return EXIT_NEVER_CONNECTED
         return 0
+
+    @property
+    def broker_label(self) -> str:
+        """Broker and user for log lines; never the password."""
+        user = f"{self._username}@" if self._username else ""
+        return f"{user}{self._host}:{self._port}"
 
     def _serve(self, s: Settings) -> None:
         v5 = self.protocol in ("auto", "5")
@@ -405,6 +426,7 @@ class IngestService:
             client.tls_set()
         client.reconnect_delay_set(min_delay=1, max_delay=60)
         client.on_socket_open = self._on_socket_open
+        client.on_connect_fail = self._on_connect_fail
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -440,17 +462,30 @@ class IngestService:
     def _on_socket_open(self, client: Any, userdata: Any, sock: Any) -> None:
         self._socket_opened_at = time.monotonic()
 
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        # paho calls this inside its ``except OSError`` around the TCP/TLS connect: the
+        # exception being handled is the reason.
+        log.warning(
+            "cannot connect to broker %s: %s (retrying with backoff)",
+            self.broker_label,
+            socket_failure_reason(sys.exc_info()[1]),
+        )
+
     def _on_connect(
         self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any
     ) -> None:
         if reason_code.is_failure:
             if reason_code.value == UNSUPPORTED_PROTOCOL:
                 self._fallback = True
-            log.error("broker refused connection: %s", reason_code)
+            log.warning(
+                "broker %s refused the connection: %s (retrying with backoff)",
+                self.broker_label,
+                connack_failure_reason(reason_code.value, str(reason_code)),
+            )
             return
         with self._conn_lock:
             self._gen += 1
-        self._ever_connected = True
+        self._ever_connected = self._connected = True
         self._last_message = time.monotonic()  # --until-idle counts from (re)connection too
         self.metrics.set_connection(True, self._active_protocol)
         log.info(
@@ -482,7 +517,9 @@ class IngestService:
             # Packet ids are per connection: never ack an old connection's message on a new one.
             self._gen += 1
         self.metrics.set_connection(False)
-        if not self._stopping.is_set():
+        was_connected, self._connected = self._connected, False
+        # After a refused CONNECT the refusal was already logged with its reason.
+        if was_connected and not self._stopping.is_set():
             log.warning("disconnected from broker: %s (reconnecting with backoff)", reason_code)
 
     def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
@@ -504,6 +541,28 @@ class IngestService:
             if len(self._batch) >= HANDOFF_MESSAGES or self._batch_bytes >= HANDOFF_BYTES:
                 self._handoff_locked()  # blocks while the writer is behind: backpressure
         self._last_message = time.monotonic()
+
+
+def socket_failure_reason(exc: BaseException | None) -> str:
+    """Why a TCP/TLS connection attempt failed, in words an operator acts on."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (nothing listening on that host and port?)"
+    if isinstance(exc, socket.gaierror):
+        return f"DNS lookup failed ({exc.strerror or exc})"
+    if isinstance(exc, TimeoutError):
+        return "timed out (host unreachable or filtered?)"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed ({getattr(exc, 'reason', None) or exc})"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc) or type(exc).__name__
+    return "unknown network error" if exc is None else str(exc)
+
+
+def connack_failure_reason(code: int, text: str) -> str:
+    """Why the broker answered CONNECT with a failure (paho's text plus what it means)."""
+    if code in AUTH_REFUSED:
+        return f"not authorised: {text} (check the user name and CITYPIPE_MQTT_PASSWORD(_FILE))"
+    return f"{text} (CONNACK code {code})"
 
 
 # ---------------------------------------------------------------------- CLI

@@ -100,12 +100,21 @@ def format_table(day: date, pack: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# Exit status when the warehouse stayed locked by a writer past CITYPIPE_LOCK_TIMEOUT_S.
+EXIT_LOCK_TIMEOUT = 3
+
+
 def kpis_command(args: argparse.Namespace, settings: Settings) -> int:
+    from warehouse.db import LockTimeout
+
     try:
         pack = read_pack(settings, args.date, args.kpi)
     except FileNotFoundError as exc:
         print(f"citypipe kpis: {exc}", file=sys.stderr)
         return 1
+    except LockTimeout as exc:
+        print(f"citypipe kpis: {exc}", file=sys.stderr)
+        return EXIT_LOCK_TIMEOUT
     if args.format == "json":
         doc = {"date": args.date.isoformat(), "count": len(pack), "kpis": pack}
         print(json.dumps(doc, ensure_ascii=False, indent=2))
