@@ -96,12 +96,11 @@ def kpis(settings: Settings, timeout_s: float = 60, **env: str) -> subprocess.Co
 
 def test_readers_do_not_block_each_other(warehouse: Settings, hold) -> None:  # type: ignore[no-untyped-def]
     reader = hold("reader")
-    t0 = time.monotonic()
-    # A second reader process (real read-only DuckDB open) while the first holds its connection.
-    proc = kpis(warehouse, timeout_s=30, CITYPIPE_LOCK_TIMEOUT_S="20")
-    elapsed = time.monotonic() - t0
+    # A second reader process (real read-only DuckDB open) while the first holds its connection:
+    # it never waited (a wait is logged after LOCK_NOTICE_S) and got its answer.
+    proc = kpis(warehouse, timeout_s=60, CITYPIPE_LOCK_TIMEOUT_S="30")
     assert proc.returncode == 1 and "no KPIs computed" in proc.stderr, proc.stderr[-2000:]
-    assert elapsed < db.LOCK_NOTICE_S + 5 and "waiting" not in proc.stderr
+    assert "waiting" not in proc.stderr
     reader.release()
 
 
@@ -130,12 +129,16 @@ def test_reader_waits_for_a_short_writer_and_says_so(warehouse: Settings, hold) 
     proc = subprocess.Popen(
         cmd, env=env_for(warehouse), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    time.sleep(db.LOCK_NOTICE_S + 1.5)
+    assert proc.stderr is not None
+    # Its first words are the notice (after LOCK_NOTICE_S of waiting), not a result.
+    first = proc.stderr.readline()
+    assert "WARNING" in first and "waiting" in first, first
+    assert f"writer pid {writer.proc.pid}" in first
     assert proc.poll() is None, "the reader must wait while the writer holds the lock"
     writer.release()
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1 and "no KPIs computed" in err, err[-2000:]
-    assert f"writer pid {writer.proc.pid}" in err and "taken after" in err
+    assert "taken after" in err
 
 
 def test_writers_exclude_readers_and_each_other(warehouse: Settings, hold) -> None:  # type: ignore[no-untyped-def]
