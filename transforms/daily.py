@@ -28,7 +28,7 @@ from transforms.waterlogging import compute_waterlogging_range, ongoing_event_da
 
 log = logging.getLogger(__name__)
 
-PACK_MODELS = ("pack_aqi", "pack_water", "pack_waterlogging", "pack_traffic")
+PACK_MODELS = ("pack_aqi", "pack_air_station", "pack_water", "pack_waterlogging", "pack_traffic")
 
 RangeFn = Callable[[duckdb.DuckDBPyConnection, date, date], None]
 

@@ -1,11 +1,12 @@
 -- kpi.kpi_annual_air: one row per local_date of $start_date .. $cum_end_date: annual statistics of
 -- the county daily values from 1 January to that day (standards.md 3, HJ 663): means of the
 -- valid daily means (exact, 1e-6), PM 95th, SO2/NO2 98th, CO 95th percentile of daily means and
--- O3 90th percentile of daily max 8h, numpy's linear method (= quantile_cont). *_year_valid:
--- >= min_daily_values_year valid days and every ended month >= its minimum (GB 3095 Table 4).
+-- O3 90th percentile of daily max 8h, numpy's linear method (= quantile_cont). *_year_valid, for
+-- every statistic (CO and O3 percentiles included): >= min_daily_values_year valid days and
+-- every ended month >= its minimum (GB 3095 Table 4).
 delete from kpi.kpi_annual_air where local_date between $start_date and $cum_end_date;
 
-insert into kpi.kpi_annual_air
+insert into kpi.kpi_annual_air by name
 with county as (
     select c.*, k.status
     from int.air_daily_county as c
@@ -29,7 +30,9 @@ monthly as (
         count(c.pm25_ugm3) as n_pm25,
         count(c.pm10_ugm3) as n_pm10,
         count(c.so2_ugm3) as n_so2,
-        count(c.no2_ugm3) as n_no2
+        count(c.no2_ugm3) as n_no2,
+        count(c.co_mgm3) as n_co,
+        count(c.o3_8h_max_ugm3) as n_o3_8h
     from county as c
     inner join rule_sets as r on c.rule_set = r.rule_set
     group by year(c.local_date), month(c.local_date)
@@ -70,7 +73,9 @@ months_ok as (
         coalesce(bool_and(m.n_pm25 >= m.min_days), true) as pm25_ok,
         coalesce(bool_and(m.n_pm10 >= m.min_days), true) as pm10_ok,
         coalesce(bool_and(m.n_so2 >= m.min_days), true) as so2_ok,
-        coalesce(bool_and(m.n_no2 >= m.min_days), true) as no2_ok
+        coalesce(bool_and(m.n_no2 >= m.min_days), true) as no2_ok,
+        coalesce(bool_and(m.n_co >= m.min_days), true) as co_ok,
+        coalesce(bool_and(m.n_o3_8h >= m.min_days), true) as o3_8h_ok
     from cumulative as c
     left join monthly as m on c.year = m.year and m.month_end <= c.local_date
     group by c.local_date
@@ -79,28 +84,30 @@ months_ok as (
 select
     c.local_date,
     c.year,
-    c.pm25_mean::double,
-    c.pm10_mean::double,
-    c.so2_mean::double,
-    c.no2_mean::double,
-    c.pm25_p95,
-    c.pm10_p95,
-    c.so2_p98,
-    c.no2_p98,
-    c.co_p95,
-    c.o3_8h_p90,
-    c.n_pm25,
-    c.n_pm10,
-    c.n_so2,
-    c.n_no2,
-    c.n_co,
-    c.n_o3_8h,
-    c.n_pm25 >= r.min_daily_values_year and o.pm25_ok,
-    c.n_pm10 >= r.min_daily_values_year and o.pm10_ok,
-    c.n_so2 >= r.min_daily_values_year and o.so2_ok,
-    c.n_no2 >= r.min_daily_values_year and o.no2_ok,
-    case when c.n_not_final = 0 then 'final' else 'provisional' end,
-    $computed_at
+    c.pm25_mean::double as pm25_ytd_mean_ugm3,
+    c.pm10_mean::double as pm10_ytd_mean_ugm3,
+    c.so2_mean::double as so2_ytd_mean_ugm3,
+    c.no2_mean::double as no2_ytd_mean_ugm3,
+    c.pm25_p95 as pm25_p95_ugm3,
+    c.pm10_p95 as pm10_p95_ugm3,
+    c.so2_p98 as so2_p98_ugm3,
+    c.no2_p98 as no2_p98_ugm3,
+    c.co_p95 as co_p95_mgm3,
+    c.o3_8h_p90 as o3_8h_p90_ugm3,
+    c.n_pm25 as count_valid_days_pm25,
+    c.n_pm10 as count_valid_days_pm10,
+    c.n_so2 as count_valid_days_so2,
+    c.n_no2 as count_valid_days_no2,
+    c.n_co as count_valid_days_co,
+    c.n_o3_8h as count_valid_days_o3_8h,
+    c.n_pm25 >= r.min_daily_values_year and o.pm25_ok as pm25_year_valid,
+    c.n_pm10 >= r.min_daily_values_year and o.pm10_ok as pm10_year_valid,
+    c.n_so2 >= r.min_daily_values_year and o.so2_ok as so2_year_valid,
+    c.n_no2 >= r.min_daily_values_year and o.no2_ok as no2_year_valid,
+    c.n_co >= r.min_daily_values_year and o.co_ok as co_year_valid,
+    c.n_o3_8h >= r.min_daily_values_year and o.o3_8h_ok as o3_8h_year_valid,
+    case when c.n_not_final = 0 then 'final' else 'provisional' end as status,
+    $computed_at as computed_at
 from cumulative as c
 inner join rule_sets as r on c.rule_set = r.rule_set
 inner join months_ok as o on c.local_date = o.local_date
