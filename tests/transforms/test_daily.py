@@ -3,6 +3,7 @@ backfill idempotence, finalization."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import duckdb
@@ -260,3 +261,64 @@ def test_pm25_is_published_as_the_rounded_iaqi_concentration(wh, insert_obs) -> 
     assert value == 36.0
     assert '"daily_mean_unrounded_ugm3":36.5' in details.replace(" ", "")
     assert '"ytd_valid_days":1' in details.replace(" ", "")
+
+
+def test_station_values_are_published_per_station_half_even(wh, insert_obs) -> None:
+    # Issue 9 item 4: one pack row per station and day with the platform's precision; CO
+    # 0.65 mg/m3 publishes 0.6 (half-even on the exact decimal mean, not on a double).
+    start = datetime(D.year, D.month, D.day, tzinfo=CST)
+    values = {"pm25_ugm3": 36.5, "pm10_ugm3": 60.5, "so2_ugm3": 10.0, "no2_ugm3": 30.0,
+              "co_mgm3": 0.65, "o3_ugm3": 80.0}  # fmt: skip
+    rows = [
+        {"site_id": s, "observed_at": start + timedelta(hours=h), "period_s": 3600, **values}
+        for s in ("WS-AIR-01", "WS-AIR-M01")
+        for h in range(1, 25)
+    ]
+    rows[3]["o3_ugm3"] = None  # one O3 hour missing: 23 hours used
+    insert_obs("air", rows)
+    compute_day(wh, D, "test", as_of=AS_OF)
+    got = {
+        dim: (value, json.loads(details))
+        for dim, value, details in wh.execute(
+            "select dimension, value, details from kpi.kpi_values"
+            " where kpi_id = 'air.station' and local_date = ?",
+            [D],
+        ).fetchall()
+    }
+    assert set(got) >= {"WS-AIR-01", "WS-AIR-M01"}
+    _, d = got["WS-AIR-01"]
+    assert (d["pm25_ugm3"], d["pm10_ugm3"], d["co_mgm3"], d["o3_8h_max_ugm3"]) == (36, 60, 0.6, 80)
+    assert d["is_assessment"] is True and got["WS-AIR-M01"][1]["is_assessment"] is False
+    assert d["hours_used"]["o3"] == 23 and d["hours_used"]["pm25"] == 24
+    assert d["valid"]["co"] is True
+    silent = got.get("WS-AIR-02")
+    assert silent is not None and silent[0] is None and silent[1]["valid"]["pm25"] is False
+
+
+def test_year_to_date_statistics_carry_precision_and_validity(wh, insert_obs) -> None:
+    # Issue 9 item 7: published as the national reports (integers, CO to 0.1) with the exact
+    # value and the annual-validity flag in details, CO and O3 percentiles included.
+    start = datetime(D.year, D.month, D.day, tzinfo=CST)
+    insert_obs(
+        "air",
+        [
+            {"site_id": f"WS-AIR-0{s}", "observed_at": start + timedelta(hours=h),
+             "period_s": 3600, "pm25_ugm3": 36.5, "pm10_ugm3": 60.0, "so2_ugm3": 10.0,
+             "no2_ugm3": 30.0, "co_mgm3": 0.85, "o3_ugm3": 80.0}
+            for s in range(1, 5) for h in range(1, 25)
+        ],
+    )  # fmt: skip
+    compute_day(wh, D, "test", as_of=AS_OF)
+    got = {
+        dim: (value, json.loads(details))
+        for dim, value, details in wh.execute(
+            "select dimension, value, details from kpi.kpi_values"
+            " where kpi_id = 'air.ytd' and local_date = ?",
+            [D],
+        ).fetchall()
+    }
+    assert set(got) == {"pm25_mean", "pm25_p95", "pm10_mean", "pm10_p95", "so2_mean", "so2_p98",
+                        "no2_mean", "no2_p98", "co_p95", "o3_8h_p90"}  # fmt: skip
+    assert got["pm25_mean"][0] == 36.0 and got["pm25_mean"][1]["exact"] == 36.5
+    assert got["co_p95"][0] == 0.8  # 0.85 -> 0.8 half-even
+    assert got["o3_8h_p90"][1]["year_valid"] is False and got["co_p95"][1]["valid_days"] == 1
