@@ -33,6 +33,7 @@ from ingestion.landing import set_aside, unreadable_root
 from ingestion.schema import QUARANTINE_SCHEMA, landing_schema
 from warehouse import db, sqlfiles, staging
 from warehouse.dims import load_dim_site
+from warehouse.seq_gaps import record_seq_anomalies
 
 log = logging.getLogger(__name__)
 
@@ -460,6 +461,7 @@ def load_feed_batch(
                 batch = batch.filter(keep)
                 flags = flags.filter(pc.is_in(flags["row_id"], batch["row_id"].combine_chunks()))
             counts = _merge(con, feed, batch, flags, params_common)
+            record_seq_anomalies(con, feed, batch, params_common)
             # Copies of files already loaded are gone from the batch: bounded by what is left.
             in_batch_revisions = min(
                 int(meta.get("in_batch_revisions", 0)),
