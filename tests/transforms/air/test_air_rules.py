@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 
 import duckdb
 import pytest
-from air_helpers import AS_OF, ASSESSMENT, hourly_constant, insert_readings, local
-from air_reference_impl import Reading
+from air_helpers import AS_OF, ASSESSMENT, SITES, hourly_constant, insert_readings, local, to_dec
+from air_reference_impl import Reading, compute
 
 from transforms.air import compute_air_range
 
@@ -143,18 +144,22 @@ def test_6_of_8_rule_and_8h_mean(mem: duckdb.DuckDBPyConnection) -> None:
     assert got[9] is None  # 04..08 = 5 values
 
 
-def test_o3_daily_max_8h_windows_end_within_the_day(mem: duckdb.DuckDBPyConnection) -> None:
-    """standards.md: the day's 8h means end at D 01:00 .. D+1 00:00 (the first ones reach into
-    D-1). A high O3 evening on D-1 raises D's first windows; D+1's early hours never count."""
+@pytest.mark.parametrize("d", [date(2025, 6, 10), date(2026, 6, 10)])
+def test_o3_daily_max_8h_ignores_an_evening_episode_of_the_day_before(
+    mem: duckdb.DuckDBPyConnection, d: date
+) -> None:
+    """HJ 663 (standards.md 2): D's daily max 8h O3 is the highest of the 8h means ending
+    08:00 .. 24:00 of D. An O3 episode on the evening of D-1 raises the windows ending D 01:00 ..
+    07:00, which never count; D+1's morning never counts either. Same under both rule sets."""
     site = "WS-AIR-01"
-    d = date(2026, 6, 10)
+    prev, nxt = d - timedelta(days=1), d + timedelta(days=1)
     rs = []
     for i in range(24 * 3):  # hours stamped D-1 01:00 .. D+2 00:00
-        end = local(2026, 6, 9, 1) + timedelta(hours=i)
+        end = local(prev.year, prev.month, prev.day, 1) + timedelta(hours=i)
         o3 = 50.0
-        if local(2026, 6, 9, 18) <= end <= local(2026, 6, 10, 0):
+        if local(prev.year, prev.month, prev.day, 18) <= end <= local(d.year, d.month, d.day, 0):
             o3 = 250.0  # D-1 evening
-        if local(2026, 6, 11, 1) <= end <= local(2026, 6, 11, 8):
+        if local(nxt.year, nxt.month, nxt.day, 1) <= end <= local(nxt.year, nxt.month, nxt.day, 8):
             o3 = 400.0  # D+1 morning
         rs.append(Reading(site, end, 3600, {"o3": o3}))
     insert_readings(mem, rs)
@@ -164,10 +169,55 @@ def test_o3_daily_max_8h_windows_end_within_the_day(mem: duckdb.DuckDBPyConnecti
         " where site_id = ? and local_date = ?",
         [site, d],
     ).fetchone()  # type: ignore[misc]
-    # window ending D 01:00 = hours D-1 18:00 .. D 01:00: 7 x 250 + 50 -> 225
-    assert o3_8h == Decimal("225.000000")
+    # the window ending D 01:00 (D-1 18:00 .. D 01:00: 7 x 250 + 50 -> 225) exists but is not
+    # one of the day's 17
+    moving = mem.execute(
+        "select o3_8h_ugm3 from int.air_moving_station where site_id = ? and hour_end_local = ?",
+        [site, datetime(d.year, d.month, d.day, 1)],
+    ).fetchone()
+    assert moving == (Decimal("225.000000"),)
+    assert o3_8h == Decimal("50.000000")
     assert o3_1h == Decimal("50.000000")
-    assert windows == 24
+    assert windows == 17
+    ref = compute(rs, SITES, [d])
+    assert ref.daily[(site, d)]["o3_8h"] == Fraction(50)
+
+
+@pytest.mark.parametrize("d", [date(2025, 6, 10), date(2026, 6, 10)])
+@pytest.mark.parametrize(
+    ("last_hour", "o3", "want_windows", "want"),
+    [
+        (19, 100.0, 14, Decimal("100.000000")),  # 14 valid windows: valid
+        (18, 100.0, 13, None),  # 13 and no exceedance: NA
+        (18, 200.0, 13, Decimal("200.000000")),  # 13, max 200 > 160: valid
+        (18, 161.0, 13, Decimal("161.000000")),  # 13, 161 > 160: valid
+        (18, 160.5, 13, None),  # 13, 160.5 is published as 160 (half even): not > 160
+        (19, 160.5, 14, Decimal("160.500000")),  # 14: valid whatever the value
+    ],
+)
+def test_o3_daily_max_8h_14_windows_or_an_exceedance(
+    mem: duckdb.DuckDBPyConnection,
+    d: date,
+    last_hour: int,
+    o3: float,
+    want_windows: int,
+    want: Decimal | None,
+) -> None:
+    """HJ 663: valid with >= 14 valid 8h windows of the 17; with fewer, valid only when the highest
+    window exceeds 160. Hourly O3 at D 01:00 .. last_hour (none on D-1): a window ending h has
+    >= 6 values up to h = last_hour + 2, so 19 -> windows 08 .. 21 valid (14), 18 -> 13."""
+    site = "WS-AIR-01"
+    rs = hourly_constant(site, local(d.year, d.month, d.day, 1), last_hour, {"o3": o3})
+    insert_readings(mem, rs)
+    compute_air_range(mem, d, d, as_of=AS_OF)
+    got = mem.execute(
+        "select o3_8h_max_ugm3, count_o3_8h_windows from int.air_daily_station"
+        " where site_id = ? and local_date = ?",
+        [site, d],
+    ).fetchone()
+    assert got == (want, want_windows)
+    ref = compute(rs, SITES, [d])
+    assert to_dec(ref.daily[(site, d)]["o3_8h"]) == (None if want is None else Decimal(o3))
 
 
 def _county_day(values: dict[str, float | None], d: date) -> list[Reading]:
@@ -228,7 +278,10 @@ def test_so2_1h_above_800_hourly(mem: duckdb.DuckDBPyConnection, d: date, want: 
 @pytest.mark.parametrize(
     ("d", "pm25", "want_aqi", "valid", "excluded"),
     [
-        (date(2025, 6, 10), 200.0, None, False, True),  # 2012: NA whatever the others say
+        # HJ 633-2012: the AQI of the available indicators is published, CO is NA, the day is
+        # valid (and good when <= 100); only the 2026 rule withholds an AQI <= 100
+        (date(2025, 6, 10), 200.0, 250, True, False),
+        (date(2025, 6, 12), 30.0, 43, True, False),
         (date(2026, 6, 10), 200.0, 250, True, False),  # 2026: > 100 from the others: published
         (date(2026, 6, 12), 30.0, None, False, True),  # 2026: <= 100: NA, excluded day
     ],
@@ -245,14 +298,22 @@ def test_missing_pollutant_rule(
     compute_air_range(mem, d, d, as_of=AS_OF)
     row = mem.execute(
         "select aqi, is_valid_day, excluded_missing_pollutant, category_zh, is_good_day,"
-        " aqi_available_max from kpi.kpi_daily_air where local_date = ?",
+        " aqi_available_max, co_mgm3, iaqi_co from kpi.kpi_daily_air where local_date = ?",
         [d],
     ).fetchone()
     assert row is not None
     assert row[:3] == (want_aqi, valid, excluded)
     assert (row[3] is None) == (want_aqi is None)
-    assert row[4] is False or want_aqi is not None
+    assert row[4] == (want_aqi is not None and want_aqi <= 100)
     assert row[5] is not None
+    assert row[6] is None and row[7] is None  # CO and its IAQI are NA
+    # the year-to-date ratio counts the day as the published series does
+    ytd = mem.execute(
+        "select ytd_valid_days, ytd_good_days, ytd_excluded_days from kpi.kpi_good_days_air"
+        " where local_date = ?",
+        [d],
+    ).fetchone()
+    assert ytd == (int(valid), int(bool(row[4])), int(excluded))
 
 
 def test_county_needs_three_of_four_stations(mem: duckdb.DuckDBPyConnection) -> None:
@@ -272,8 +333,11 @@ def test_county_needs_three_of_four_stations(mem: duckdb.DuckDBPyConnection) -> 
     ).fetchone() == (None, None, False)
 
 
-def test_late_evening_data_updates_the_next_days_o3_8h(mem: duckdb.DuckDBPyConnection) -> None:
-    """Day D+1's first 8h windows read D's evening: recomputing D recomputes D+1 as well."""
+def test_late_evening_data_updates_the_next_days_moving_means(
+    mem: duckdb.DuckDBPyConnection,
+) -> None:
+    """D+1's first 8h moving means (real-time AQI) read D's evening: recomputing D recomputes D+1
+    as well. D+1's daily max 8h O3 does not move: its windows start at 08:00 (HJ 663)."""
     site = "WS-AIR-01"
     d = date(2026, 6, 10)
     rs = [
@@ -293,11 +357,16 @@ def test_late_evening_data_updates_the_next_days_o3_8h(mem: duckdb.DuckDBPyConne
     ]
     insert_readings(mem, late)
     compute_air_range(mem, d, d, as_of=AS_OF)  # a dirty-day run of D only
+    moving = mem.execute(
+        "select o3_8h_ugm3 from int.air_moving_station where site_id = ? and hour_end_local = ?",
+        [site, datetime(2026, 6, 11, 1)],
+    ).fetchone()
+    # D+1's window ending 01:00 = D 18:00 .. D+1 01:00: 7 x 250 + 50 -> 225
+    assert moving == (Decimal("225.000000"),)
     got = dict(
         mem.execute(
             "select local_date, o3_8h_max_ugm3 from int.air_daily_station where site_id = ?",
             [site],
         ).fetchall()
     )
-    # D+1's window ending 01:00 = D 18:00 .. D+1 01:00: 7 x 250 + 50 -> 225
-    assert got[d + timedelta(days=1)] == Decimal("225.000000")
+    assert got[d + timedelta(days=1)] == Decimal("50.000000")

@@ -1,9 +1,11 @@
 -- int.air_aqi: one row per (grain, scope, period_end_local) of $start_date .. $end_date.
 -- AQI = max IAQI of the inputs that count under the rule set. Missing-pollutant rule
--- (int.air_rule_sets.missing_pollutant): 'na' = not published unless every counted input has an
--- IAQI (2012, convention); 'publish_above' = published only when the AQI of the available
--- inputs is > missing_publish_above_aqi (HJ 633-2026). Primary pollutant(s): every counted
--- input whose IAQI equals the AQI, in the standard's order, only when AQI > primary_above_aqi.
+-- (int.air_rule_sets.missing_pollutant): 'publish' = the AQI of the available inputs is published,
+-- the missing ones are NA (HJ 633-2012: the day has an AQI and is a valid day);
+-- 'publish_above' = published only when the AQI of the available inputs is >
+-- missing_publish_above_aqi, else NA and excluded (HJ 633-2026); 'na' = never published with a
+-- counted input missing (neither standard; kept for configuration). Primary pollutant(s): every
+-- counted input whose IAQI equals the AQI, in the standard's order, only when AQI > primary_above_aqi.
 delete from int.air_aqi where local_date between $start_date and $end_date;
 
 insert into int.air_aqi
@@ -55,6 +57,7 @@ published as (
         case
             when a.count_available = 0 then null
             when a.count_available = a.count_required then a.aqi_available_max
+            when r.missing_pollutant = 'publish' then a.aqi_available_max
             when
                 r.missing_pollutant = 'publish_above'
                 and a.aqi_available_max > r.missing_publish_above_aqi

@@ -38,7 +38,9 @@ pivoted as (
             as min_daily_values_month,
         max(value) filter (where param = 'min_daily_values_february')::integer
             as min_daily_values_february,
-        max(value) filter (where param = 'natural_day_timezone') as natural_day_timezone
+        max(value) filter (where param = 'natural_day_timezone') as natural_day_timezone,
+        max(value) filter (where param = 'o3_8h_valid_above_ugm3')::integer
+            as o3_8h_valid_above_ugm3
     from rules
     group by rule_set
 )
@@ -66,5 +68,6 @@ select
     min_daily_values_year,
     min_daily_values_month,
     min_daily_values_february,
-    natural_day_timezone
+    natural_day_timezone,
+    o3_8h_valid_above_ugm3
 from pivoted;
