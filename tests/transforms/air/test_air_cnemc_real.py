@@ -238,3 +238,31 @@ def test_the_withheld_hours_and_the_half_way_co_are_what_the_exceptions_say() ->
     ]
     assert len(co) == 24
     assert sum(co) / 24 == Decimal("0.65")
+
+
+def test_hourly_aqi_is_the_published_real_time_aqi_hour_for_hour(
+    xingtai: duckdb.DuckDBPyConnection,
+) -> None:
+    # Issue 9 item 5: the platform's real-time station AQI is the highest IAQI of the SO2, NO2,
+    # CO and O3 1-h values and the PM 1-h values on the 24-h breakpoints. Counting the O3 8-h
+    # moving mean too would agree on 136 of the 299 hours only, the PM 24-h moving means on 46.
+    rows = _hourly_rows()
+    insert_readings(xingtai, _readings(rows))
+    compute_air_range(xingtai, DAYS[0], DAYS[-1], as_of=datetime(2022, 7, 1, tzinfo=UTC))
+    got = {
+        (site, stamp.isoformat()): aqi
+        for site, stamp, aqi in xingtai.execute(
+            "select scope, period_end_local, aqi from int.air_aqi where grain = 'hour'"
+            " and scope <> 'county'"
+        ).fetchall()
+    }
+    # the hours of the computed days (D 01:00 .. D+1 00:00) that the platform published
+    published = {
+        (r["stationcode"], r["timepoint"]): int(r["aqi"])
+        for r in rows
+        if r["aqi"] not in ("", "—") and (r["stationcode"], r["timepoint"]) in got
+    }
+    agree = sum(got[k] == v for k, v in published.items())
+    print(f"\nhourly AQI: {agree}/{len(published)} station hours agree")
+    assert len(published) >= 180  # 3 days x 24 hours x 4 stations, less what was withheld
+    assert agree == len(published), [(k, v, got[k]) for k, v in published.items() if got[k] != v]

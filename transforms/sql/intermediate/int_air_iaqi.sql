@@ -26,7 +26,7 @@ hourly as (
         'hour' as grain, h.site_id as scope, h.local_date, h.rule_set,
         h.hour_end_local as period_end_local,
         h.so2_ugm3, h.no2_ugm3, h.pm10_ugm3, h.co_mgm3, h.o3_ugm3, h.pm25_ugm3,
-        m.pm10_24h_ugm3, m.pm25_24h_ugm3, m.so2_24h_ugm3
+        m.pm10_24h_ugm3, m.pm25_24h_ugm3, m.so2_24h_ugm3, m.o3_8h_ugm3
     from int.air_hourly_station as h
     inner join int.air_moving_station as m
         on h.site_id = m.site_id and h.hour_end = m.hour_end
@@ -35,7 +35,7 @@ hourly as (
     select
         'hour', 'county', local_date, rule_set, hour_end_local,
         so2_ugm3, no2_ugm3, pm10_ugm3, co_mgm3, o3_ugm3, pm25_ugm3,
-        pm10_24h_ugm3, pm25_24h_ugm3, so2_24h_ugm3
+        pm10_24h_ugm3, pm25_24h_ugm3, so2_24h_ugm3, o3_8h_ugm3
     from int.air_hourly_county
     where local_date between $start_date and $end_date
 ),
@@ -85,11 +85,11 @@ long_values as (
         grain, scope, local_date, rule_set, period_end_local,
         unnest([
             'so2_1h', 'no2_1h', 'pm10_1h', 'co_1h', 'o3_1h', 'pm25_1h',
-            'pm10_24h_moving', 'pm25_24h_moving', 'so2_24h_moving'
+            'pm10_24h_moving', 'pm25_24h_moving', 'so2_24h_moving', 'o3_8h_moving'
         ]) as input,
         unnest([
             so2_ugm3, no2_ugm3, pm10_ugm3, co_mgm3, o3_ugm3, pm25_ugm3,
-            pm10_24h_ugm3, pm25_24h_ugm3, so2_24h_ugm3
+            pm10_24h_ugm3, pm25_24h_ugm3, so2_24h_ugm3, o3_8h_ugm3
         ]) as concentration
     from hourly
 ),
