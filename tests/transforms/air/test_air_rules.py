@@ -370,3 +370,44 @@ def test_late_evening_data_updates_the_next_days_moving_means(
         ).fetchall()
     )
     assert got[d + timedelta(days=1)] == Decimal("50.000000")
+
+
+def test_county_mean_of_rounded_station_values_is_a_rule_parameter(
+    mem: duckdb.DuckDBPyConnection, tmp_path, monkeypatch
+) -> None:
+    # Issue 9 item 4: by default the county value is the mean of the exact station means; with
+    # county_mean_of_rounded it is the mean of the values as published (half-even integers).
+    import shutil
+
+    import transforms.reference as reference
+
+    # PM2.5 daily means 10.5 and 12.5 publish as 10 and 12 (half-even), 11.0 twice as 11
+    start = local(2026, 6, 10)
+    means = {"WS-AIR-01": 10.5, "WS-AIR-02": 12.5, "WS-AIR-03": 11.0, "WS-AIR-04": 11.0}
+    rs = [
+        Reading(site, start + timedelta(hours=h), 3600, {**ZERO, "pm25": v})
+        for site, v in means.items()
+        for h in range(1, 25)
+    ]
+    insert_readings(mem, rs)
+    compute_air_range(mem, date(2026, 6, 10), date(2026, 6, 10), as_of=AS_OF)
+    exact = mem.execute(
+        "select pm25_ugm3 from int.air_daily_county where local_date = ?", [date(2026, 6, 10)]
+    ).fetchone()[0]
+    assert exact == Decimal("11.250000")  # (10.5 + 12.5 + 11 + 11) / 4
+
+    standards = tmp_path / "standards"
+    shutil.copytree(reference.STANDARDS_DIR, standards)
+    rules = standards / "aqi_rules.csv"
+    rules.write_text(
+        rules.read_text(encoding="utf-8").replace(
+            "county_mean_of_rounded,false", "county_mean_of_rounded,true"
+        ),
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(reference, "STANDARDS_DIR", standards)
+    compute_air_range(mem, date(2026, 6, 10), date(2026, 6, 10), as_of=AS_OF)
+    rounded = mem.execute(
+        "select pm25_ugm3 from int.air_daily_county where local_date = ?", [date(2026, 6, 10)]
+    ).fetchone()[0]
+    assert rounded == Decimal("11.000000")  # (10 + 12 + 11 + 11) / 4: half-even per station

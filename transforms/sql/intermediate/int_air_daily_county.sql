@@ -5,20 +5,43 @@
 delete from int.air_daily_county where local_date between $start_date and $end_date;
 
 insert into int.air_daily_county
-with stations as (
-    select *
-    from int.air_daily_station
-    where local_date between $start_date and $end_date and is_assessment
+with rule_sets as (
+    select * from int.air_rule_sets
+),
+
+-- the station values the county mean is taken of: exact, or as published when the rule set
+-- says so (county_mean_of_rounded; docs/kpis_air.md says which published series each matches)
+stations as (
+    select
+        s.* replace (
+            case when r.county_mean_of_rounded then round_even(s.pm25_ugm3, 0) else s.pm25_ugm3 end
+                as pm25_ugm3,
+            case when r.county_mean_of_rounded then round_even(s.pm10_ugm3, 0) else s.pm10_ugm3 end
+                as pm10_ugm3,
+            case when r.county_mean_of_rounded then round_even(s.so2_ugm3, 0) else s.so2_ugm3 end
+                as so2_ugm3,
+            case when r.county_mean_of_rounded then round_even(s.no2_ugm3, 0) else s.no2_ugm3 end
+                as no2_ugm3,
+            case when r.county_mean_of_rounded then round_even(s.co_mgm3, 1) else s.co_mgm3 end
+                as co_mgm3,
+            case
+                when r.county_mean_of_rounded then round_even(s.o3_8h_max_ugm3, 0)
+                else s.o3_8h_max_ugm3
+            end as o3_8h_max_ugm3,
+            case
+                when r.county_mean_of_rounded then round_even(s.o3_1h_max_ugm3, 0)
+                else s.o3_1h_max_ugm3
+            end as o3_1h_max_ugm3
+        )
+    from int.air_daily_station as s
+    asof join rule_sets as r on s.local_date >= r.applies_from
+    where s.local_date between $start_date and $end_date and s.is_assessment
 ),
 
 assessment as (
     select count(*)::integer as n_stations
     from core.dim_site
     where feed = 'air' and coalesce(is_assessment, false)
-),
-
-rule_sets as (
-    select * from int.air_rule_sets
 ),
 
 days as (

@@ -40,7 +40,9 @@ pivoted as (
             as min_daily_values_february,
         max(value) filter (where param = 'natural_day_timezone') as natural_day_timezone,
         max(value) filter (where param = 'o3_8h_valid_above_ugm3')::integer
-            as o3_8h_valid_above_ugm3
+            as o3_8h_valid_above_ugm3,
+        coalesce(max(value) filter (where param = 'county_mean_of_rounded')::boolean, false)
+            as county_mean_of_rounded
     from rules
     group by rule_set
 )
@@ -69,5 +71,6 @@ select
     min_daily_values_month,
     min_daily_values_february,
     natural_day_timezone,
-    o3_8h_valid_above_ugm3
+    o3_8h_valid_above_ugm3,
+    county_mean_of_rounded
 from pivoted;
