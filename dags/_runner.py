@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     first = latest_task_start(dag)
     if first is not None and logical < first:
         print(
-            f"dag {args.dag_id}: {day} is before the DAG's start_date {first.date()};"
+            f"dag {args.dag_id}: {day} is before the DAG's start_date"
+            f" {first.astimezone(ZoneInfo(args.timezone)).date()};"
             " Airflow would run no task and report success, so nothing was run",
             file=sys.stderr,
         )

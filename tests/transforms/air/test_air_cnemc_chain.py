@@ -190,6 +190,7 @@ def test_published_hours_through_mqtt_both_dags_and_the_pack(
         invalid = con.execute(
             "select site_id, observed_at, failed_expectations from core.obs_air where not is_valid"
         ).fetchall()
+        seq_gaps = con.execute("select count(*) from dq.seq_gaps").fetchone()
         dirty = con.execute(
             "select min(local_date), max(local_date) from core.dirty_days where feed = 'air'"
         ).fetchone()
@@ -197,6 +198,7 @@ def test_published_hours_through_mqtt_both_dags_and_the_pack(
     # value outside its analyser's range, no spike, no flat line; one PM2.5 above PM10.
     assert flagged == [FLAGGED_HOUR], flagged
     assert invalid == [FLAGGED_HOUR], invalid
+    assert seq_gaps == (0,)  # one counter per station, +1 per published hour
     assert dirty == (date(2022, 6, 18), date(2022, 6, 22))
 
     # 3. The daily KPI DAG for the last day: its plan adds the dirty days of the look-back
@@ -210,7 +212,8 @@ def test_published_hours_through_mqtt_both_dags_and_the_pack(
             {"a": DAYS[0], "b": DAYS[-1]},
         ).fetchall()
     assert len(runs) == 1 and runs[0][0].startswith("citypipe_daily_kpis ")
-    assert runs[0][1] <= DAYS[0] and runs[0][2] == DAYS[-1]
+    # dirty 06-18 brings 06-17 (its 00:00 readings end 06-17's last hour); 06-22 is after D
+    assert runs[0][1:] == (date(2022, 6, 17), DAYS[-1])
 
     # 4. The pack's station days against the published ones.
     details = {(s, d): json.loads(j, parse_float=Decimal, parse_int=Decimal) for s, d, j in pack}
