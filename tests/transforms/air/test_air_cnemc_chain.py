@@ -4,7 +4,9 @@ readings over a real Mosquitto, through the real `citypipe ingest` process, the 
 (`citypipe run citypipe_ingest`, then `citypipe run citypipe_daily_kpis`) and into the KPI pack;
 the pack's ``air.station`` rows must equal the station day values the national platform
 published, with the same three documented exceptions as the direct test
-(test_air_cnemc_real.py: the values, the comparison and the exceptions are imported from it).
+(test_air_cnemc_real.py: the values, the comparison and the exceptions are imported from it) and
+three more, ``CHAIN_EXCEPTIONS``: the one published hour the production validation flags
+(PM2.5 above PM10) is kept out of the KPIs, and three day values move with it.
 
 Nothing is shortcut: the catalogue is the fixture's (sites/xingtai in a copy of reference/, so the
 validation rules and standards are the production ones), the GX validation of the ingest DAG
@@ -220,6 +222,9 @@ def test_published_hours_through_mqtt_both_dags_and_the_pack(
     assert set(details) == {(s, d) for s in STATIONS for d in DAYS}
     assert {v["rule_set"] for v in details.values()} == {"HJ633-2012"}
     assert all(v["is_assessment"] for v in details.values())
+    # 24 hours less the flagged one, less the blanks (PM10 ending 24:00, O3 ending 22:00)
+    used = details[("1078A", date(2022, 6, 19))]["hours_used"]
+    assert (used["pm25"], used["pm10"], used["no2"], used["o3"]) == (23, 22, 23, 22)
     computed = {
         (s, d, name): _q(details[(s, d)][key], INDICATORS[name].quantum)
         for (s, d) in details
