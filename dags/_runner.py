@@ -4,7 +4,8 @@ Started by ``citypipe run`` (citypipe/rundag.py) in a subprocess whose environme
 AIRFLOW_HOME, AIRFLOW__CORE__DAGS_FOLDER, the SQLite metadata DB and CITYPIPE_*: Airflow reads
 its settings at import, so they must be in place before this process imports it.
 The run's logical date is D 00:00 in the city's time zone; conf gets {"date": D} too.
-Exit status: 0 when the DAG run succeeded, 1 when it failed.
+Exit status: 0 when the DAG run succeeded, 1 when it failed or could not run any task (a date
+before the DAG's start_date).
 """
 
 from __future__ import annotations
@@ -65,6 +66,13 @@ def load_dag(dag_id: str) -> object:
     return dag
 
 
+def latest_task_start(dag: object) -> datetime | None:
+    """The latest start_date of the DAG's tasks: Airflow creates no task instance for a logical
+    date before its task's start_date, and the run ends "success" without it (empty, at worst)."""
+    starts = [t.start_date for t in dag.tasks if t.start_date is not None]  # type: ignore[attr-defined]
+    return max(starts) if starts else None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("dag_id")
@@ -79,6 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     ensure_metadata_db()
     ensure_pool()
     dag = load_dag(args.dag_id)
+    first = latest_task_start(dag)
+    if first is not None and logical < first:
+        print(
+            f"dag {args.dag_id}: {day} is before the DAG's start_date"
+            f" {first.astimezone(ZoneInfo(args.timezone)).date()};"
+            " Airflow would run no task and report success, so nothing was run",
+            file=sys.stderr,
+        )
+        return 1
     dr = dag.test(logical_date=logical, run_conf=conf)  # type: ignore[attr-defined]
     state = str(getattr(dr, "state", "unknown"))
     print(f"dag {args.dag_id} run {getattr(dr, 'run_id', '?')}: {state}", file=sys.stderr)

@@ -121,3 +121,23 @@ def test_daily_kpis_dag_run(wh, insert_obs, settings: Settings) -> None:
         assert ids >= REQUIRED_IDS
     finally:
         con.close()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_day_before_the_dag_start_date_fails_loudly(wh, settings: Settings, capfd) -> None:
+    # Airflow creates no task for a logical date before the DAG's start_date and reports the
+    # empty run as a success: the runner must refuse it instead (2022 days ran nothing so).
+    from citypipe.rundag import run_dag
+
+    wh.close()
+    assert run_dag(settings, "citypipe_daily_kpis", date(2011, 12, 31)) == 1
+    err = capfd.readouterr().err
+    assert "2011-12-31 is before the DAG's start_date 2012-01-01" in err
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        # nothing computed: the KPI models never even created their schema
+        kpi = "select count(*) from information_schema.tables where table_schema = 'kpi'"
+        assert con.execute(kpi).fetchone() == (0,)
+    finally:
+        con.close()
