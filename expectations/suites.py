@@ -3,7 +3,18 @@
 Every expectation carries ``meta``: ``name`` (what ``failed_expectations`` and
 ``dq.flagged_readings`` record), ``column`` (the reading column a failure is about, for the
 observed value), ``level`` (``row``: a failure flags the reading; ``batch``: a batch-level
-result that flags nothing) and, for bounds, ``source``.
+result that flags nothing), ``scope`` and ``invalidates`` and, for bounds, ``source``.
+
+What a row-level failure invalidates is declared here, per expectation (issue 9 item 3;
+GB 3095 validity is per pollutant):
+
+- ``scope = "reading"``: the whole reading is invalid (``is_valid = false``): the natural key
+  is missing, the site or device is not in the catalogue, observed_at lies in the future, or
+  the device reported a fault flag (maintenance, calibration, power_fail).
+- ``scope = "value"``: only the measurement(s) in ``invalidates`` are invalid: plausibility
+  ranges, pH, rain and volume rates, flat-lines and spikes invalidate their own column;
+  ``pm25_not_above_pm10`` both PM values; ``volume_occupancy_consistent`` volume and
+  occupancy. The other values of the reading still count.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ from typing import Any
 
 from citypipe.catalogue import Catalogue
 from expectations.reference import FeedRules
+from ingestion.schema import VALUE_COLUMNS
 
 # Key of the suite version in the GX suite's meta (and so in each result's suite meta).
 SUITE_VERSION_META = "citypipe_suite_version"
@@ -36,6 +48,23 @@ class Spec:
     # "rows": validated on the batch (one row per reading); "sites": on the per-site frame
     # (one row per catalogue site: completeness and freshness over the batch).
     frame: str = "rows"
+    # What a row-level failure invalidates: "reading" (the whole reading) or "value" (only
+    # the value columns in ``invalidates``, sorted).
+    scope: str = "reading"
+    invalidates: tuple[str, ...] = ()
+
+
+SCOPES = ("reading", "value")
+
+
+def value_scope(feed: str, *columns: str) -> dict[str, Any]:
+    """Spec arguments for an expectation about measurements: a failure invalidates only these
+    value columns of the feed (an unknown column is a programming error, not a silent no-op)."""
+    known = set(VALUE_COLUMNS[feed].values())
+    unknown = [c for c in columns if c not in known]
+    if unknown or not columns:
+        raise ValueError(f"{feed}: {unknown or 'no columns'} are not value columns of the feed")
+    return {"scope": "value", "invalidates": tuple(sorted(set(columns)))}
 
 
 def suite_name(feed: str) -> str:
@@ -88,7 +117,16 @@ def specs(feed: str, rules: FeedRules, catalogue: Catalogue, future_tolerance_s:
         column = {"dq_rain_mmh": "rain_mm", "dq_volume_vph_lane": "volume_veh"}.get(
             b.column, b.column
         )
-        out.append(Spec(b.check, "ExpectColumnValuesToBeBetween", kw, column, why=b.source))
+        out.append(
+            Spec(
+                b.check,
+                "ExpectColumnValuesToBeBetween",
+                kw,
+                column,
+                why=b.source,
+                **value_scope(feed, column),
+            )
+        )
     if feed == "air":
         out.append(
             Spec(
@@ -97,6 +135,8 @@ def specs(feed: str, rules: FeedRules, catalogue: Catalogue, future_tolerance_s:
                 {"column": "dq_pm25_le_pm10", "value_set": [True]},
                 "pm25_ugm3",
                 why="PM2.5 is a fraction of PM10",
+                # which of the two analysers is wrong is unknown: neither value counts
+                **value_scope(feed, "pm25_ugm3", "pm10_ugm3"),
             )
         )
     if feed == "traffic":
@@ -107,6 +147,7 @@ def specs(feed: str, rules: FeedRules, catalogue: Catalogue, future_tolerance_s:
                 {"column": "dq_volume_occupancy_ok", "value_set": [True]},
                 "occupancy_pct",
                 why="vehicles passed but the loop was never occupied, or none passed but it was",
+                **value_scope(feed, "volume_veh", "occupancy_pct"),
             )
         )
     for col, p in sorted(rules.rule("flatline").items()):
@@ -119,6 +160,7 @@ def specs(feed: str, rules: FeedRules, catalogue: Catalogue, future_tolerance_s:
                     {"column": f"dq_flat_{col}", "max_value": n - 1},
                     col,
                     why=f"same value {n} times in a row for one device",
+                    **value_scope(feed, col),
                 )
             )
     for col, p in sorted(rules.rule("spike").items()):
@@ -130,6 +172,7 @@ def specs(feed: str, rules: FeedRules, catalogue: Catalogue, future_tolerance_s:
                 col,
                 why=f"above {p.get('k')}x the rolling median of the previous "
                 f"{int(p.get('window', 0))} readings",
+                **value_scope(feed, col),
             )
         )
     out.append(
@@ -186,6 +229,8 @@ def suite_version(feed: str, spec_list: list[Spec], rules: FeedRules) -> str:
                 "kwargs": s.kwargs,
                 "column": s.column,
                 "level": s.level,
+                "scope": s.scope,
+                "invalidates": list(s.invalidates),
             }
             for s in spec_list
         ],
@@ -204,6 +249,13 @@ def build_suite(feed: str, spec_list: list[Spec], version: str | None = None) ->
     suite = gx.ExpectationSuite(name=suite_name(feed), meta=meta)
     for s in spec_list:
         cls = getattr(gx.expectations, s.gx_type)
-        meta = {"name": s.name, "column": s.column, "level": s.level, "why": s.why}
+        meta = {
+            "name": s.name,
+            "column": s.column,
+            "level": s.level,
+            "why": s.why,
+        }
+        if s.level == "row":  # batch-level results flag nothing, so invalidate nothing
+            meta.update(scope=s.scope, invalidates=list(s.invalidates))
         suite.add_expectation(cls(**s.kwargs, meta=meta))
     return suite

@@ -2,7 +2,8 @@
 
 Row-level failures come from ``result_format`` COMPLETE with ``unexpected_index_column_names``
 = ``["row_id"]``: each failing reading becomes a row (row_id, expectation name, column, observed
-value) of the ``flagged`` Arrow table, which the loader joins back onto the batch.
+value, and what it invalidates: the whole reading or some of its values) of the ``flagged``
+Arrow table, which the loader joins back onto the batch.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ FLAGGED_SCHEMA = pa.schema(
         pa.field("column_name", pa.string()),
         pa.field("observed_value", pa.float64()),
         pa.field("observed_text", pa.string()),
+        # "reading": the whole reading is invalid; "value": only invalidated_columns are
+        # (expectations.suites.Spec.scope / invalidates)
+        pa.field("scope", pa.string()),
+        pa.field("invalidated_columns", pa.list_(pa.string())),
     ]
 )
 # Large per-row lists are dropped from the copy kept for Data Docs (the flagged table has them).
@@ -374,6 +379,8 @@ def _collect(res: Any, frame: Any, spec_list: list[Spec]) -> tuple[pa.Table, lis
                 text = pa.array([str(x) for x in src], pa.string())
             else:
                 value = pa.array(src.astype(np.float64), pa.float64())
+        scope = spec.scope if spec else "reading"
+        invalidates = list(spec.invalidates) if spec else []
         parts.append(
             pa.table(
                 {
@@ -382,6 +389,10 @@ def _collect(res: Any, frame: Any, spec_list: list[Spec]) -> tuple[pa.Table, lis
                     "column_name": pa.array([col] * n, pa.string()),
                     "observed_value": value,
                     "observed_text": text,
+                    "scope": pa.repeat(pa.scalar(scope, pa.string()), n),
+                    "invalidated_columns": pa.repeat(
+                        pa.scalar(invalidates, pa.list_(pa.string())), n
+                    ),
                 },
                 schema=FLAGGED_SCHEMA,
             )

@@ -427,6 +427,7 @@ def load_feed_batch(
         "stale": 0,
         "valid": 0,
         "flagged": 0,
+        "partly_valid": 0,
         "changed_dates": [],
     }
     if not summary.get("work"):
@@ -435,7 +436,7 @@ def load_feed_batch(
     meta = json.loads(Path(work["meta"]).read_text(encoding="utf-8"))
     files = [BatchFile(**f) for f in meta["files"]]
     batch = pq.read_table(work["batch"])
-    flags = pq.read_table(work["flags"])
+    flags = _with_scope(pq.read_table(work["flags"]))
     loaded_at = _now()
     params_common = {
         "feed": feed,
@@ -481,6 +482,7 @@ def load_feed_batch(
                     "rows_read": sum(f.rows for f in fresh),
                     "accepted_valid": counts["valid"],
                     "flagged": counts["flagged"],
+                    "partly_valid": counts["partly_valid"],
                     "duplicates_dropped": sum(f.rows for f in fresh)
                     - batch.num_rows
                     - in_batch_revisions
@@ -534,6 +536,7 @@ def _merge(
     params: dict[str, Any],
 ) -> dict[str, int]:
     counts = {"new": 0, "revision": 0, "duplicate": 0, "stale": 0, "valid": 0, "flagged": 0}
+    counts["partly_valid"] = 0
     if batch.num_rows == 0:
         return counts
     mm = pc.min_max(batch["observed_at"]).as_py()
@@ -555,21 +558,39 @@ def _merge(
         sqlfiles.run(con, sql, params, feed=feed)
     finally:
         con.unregister("core_rows")
-    for action, readings, valid in sqlfiles.run(con, "core/merge_counts.sql").fetchall():
+    for action, readings, valid, partly in sqlfiles.run(con, "core/merge_counts.sql").fetchall():
         counts[action] = readings
         if action in ("new", "revision"):
             counts["valid"] += valid
             counts["flagged"] += readings - valid
+            counts["partly_valid"] += partly
     return counts
 
 
-def _core_rows(feed: str, batch: pa.Table, failed: pa.Table, dropped: pa.ChunkedArray) -> pa.Table:
-    """The batch plus failed_expectations and is_valid (and is_stored when some readings are
-    duplicates or stale), without copying the batch.
+def _with_scope(flags: pa.Table) -> pa.Table:
+    """Flags parked by a validation before per-value validity (no scope columns) keep the rule
+    they were made under: each failure invalidates its reading."""
+    if "scope" in flags.column_names:
+        return flags
+    from expectations.validate import FLAGGED_SCHEMA
 
-    ``failed`` has one row per failing reading (row_id, failed_expectations); ``dropped`` the
-    row ids of duplicates and stale readings. Row ids are looked up, not used as positions
-    (readings of files already in the ledger were filtered out of the batch).
+    n = flags.num_rows
+    return flags.append_column(
+        FLAGGED_SCHEMA.field("scope"), pa.repeat(pa.scalar("reading"), n)
+    ).append_column(
+        FLAGGED_SCHEMA.field("invalidated_columns"),
+        pa.repeat(pa.scalar([], pa.list_(pa.string())), n),
+    )
+
+
+def _core_rows(feed: str, batch: pa.Table, failed: pa.Table, dropped: pa.ChunkedArray) -> pa.Table:
+    """The batch plus failed_expectations, is_valid and invalid_columns (and is_stored when some
+    readings are duplicates or stale), without copying the batch.
+
+    ``failed`` has one row per failing reading (row_id, failed_expectations, is_valid,
+    invalid_columns); ``dropped`` the row ids of duplicates and stale readings. Row ids are
+    looked up, not used as positions (readings of files already in the ledger were filtered
+    out of the batch). Each new column is one ``take`` of a small table (code 0 = no failure).
     """
     n = batch.num_rows
     codes = np.zeros(n, dtype=np.int32)
@@ -583,10 +604,22 @@ def _core_rows(feed: str, batch: pa.Table, failed: pa.Table, dropped: pa.Chunked
             failed["failed_expectations"].combine_chunks().cast(pa.string()),
         ]
     )
+    valid = pa.concat_arrays(
+        [pa.array([True]), failed["is_valid"].combine_chunks().cast(pa.bool_())]
+    )
+    invalid = pa.concat_arrays(
+        [
+            pa.array([[]], pa.list_(pa.string())),
+            failed["invalid_columns"].combine_chunks().cast(pa.list_(pa.string())),
+        ]
+    )
     if feed != "traffic":
         batch = batch.drop_columns([c for c in ("lane", "direction") if c in batch.column_names])
-    out = batch.append_column("failed_expectations", names.take(pa.array(codes))).append_column(
-        "is_valid", pa.array(codes == 0)
+    take = pa.array(codes)
+    out = (
+        batch.append_column("failed_expectations", names.take(take))
+        .append_column("is_valid", valid.take(take))
+        .append_column("invalid_columns", invalid.take(take))
     )
     if len(dropped):
         stored = np.ones(n, dtype=bool)
@@ -753,6 +786,7 @@ def load_quarantine(settings: Settings, files: list[str], load_run_id: str) -> d
                         "rows_read": 0,
                         "accepted_valid": 0,
                         "flagged": 0,
+                        "partly_valid": 0,
                         "duplicates_dropped": 0,
                         "revisions": 0,
                         "quarantined": n,

@@ -102,7 +102,9 @@ def test_dag_run_end_to_end_and_rerun(settings: Settings) -> None:
             return tuple(
                 con.execute(sql).fetchone()
                 for sql in (
-                    "select count(*), count(*) filter (where not is_valid) from core.obs_air",
+                    # validity per value: the reading counts, only its PM2.5 does not
+                    "select count(*) filter (where is_valid), count(*) filter "
+                    "(where invalid_columns = ['pm25_ugm3']) from core.obs_air",
                     "select count(*) from core.obs_waterlogging",
                     "select count(*) from dq.flagged_readings",
                     "select count(*) from meta.load_ledger",

@@ -178,7 +178,8 @@ def test_failures_land_on_their_readings_when_part_of_the_batch_was_loaded(
     assert (out["new"], out["flagged"]) == (10, 2)
     with db.reader(settings) as con:
         invalid = con.execute(
-            "select seq, failed_expectations from core.obs_air where not is_valid order by seq"
+            "select seq, failed_expectations, is_valid, invalid_columns from core.obs_air "
+            "where failed_expectations <> '' order by seq"
         ).fetchall()
         keys = con.execute(
             "select count(*), count(distinct (site_id, device_id, observed_at)) from core.obs_air"
@@ -187,7 +188,11 @@ def test_failures_land_on_their_readings_when_part_of_the_batch_was_loaded(
             "select f.expectation, o.seq from dq.flagged_readings as f "
             "join core.obs_air as o using (site_id, device_id, observed_at) order by 2"
         ).fetchall()
-    assert invalid == [(3, "pm25_ugm3_in_range"), (6, "device_flag:maintenance")]
+    # a value check invalidates its value only; a device flag the whole reading
+    assert invalid == [
+        (3, "pm25_ugm3_in_range", True, ["pm25_ugm3"]),
+        (6, "device_flag:maintenance", False, []),
+    ]
     assert keys == (30, 30)
     assert flagged == [("pm25_ugm3_in_range", 3), ("device_flag:maintenance", 6)]
 

@@ -77,10 +77,19 @@ def test_load_flags_and_is_valid_agree(settings: Settings) -> None:
     write_landing(settings.home, "traffic", _varied("traffic", START, 40, lane=2))
     out = run_all(settings, "r1")
     assert out["air"]["new"] == 120 and out["air"]["flagged"] == 2
-    invalid = dict(
-        q(settings, "select seq, failed_expectations from core.obs_air where not is_valid")
-    )
-    assert invalid == {4: "pm25_ugm3_in_range", 5: "device_flag:calibration"}
+    invalid = {
+        seq: rest
+        for seq, *rest in q(
+            settings,
+            "select seq, failed_expectations, is_valid, invalid_columns from core.obs_air "
+            "where failed_expectations <> ''",
+        )
+    }
+    # validity per value: out-of-range PM2.5 invalidates that value; a device flag the reading
+    assert invalid == {
+        4: ["pm25_ugm3_in_range", True, ["pm25_ugm3"]],
+        5: ["device_flag:calibration", False, []],
+    }
     flagged = q(
         settings,
         "select expectation, observed_value from dq.flagged_readings where feed='air' order by 1",
@@ -102,6 +111,8 @@ def test_load_flags_and_is_valid_agree(settings: Settings) -> None:
         "select feed, rows_read, accepted_valid, flagged from dq.batch_counts order by feed",
     )
     assert bc == [("air", 120, 118, 2), ("traffic", 40, 40, 0)]
+    partly = q(settings, "select feed, partly_valid from dq.batch_counts order by feed")
+    assert partly == [("air", 1), ("traffic", 0)]
     # Which rules each run used: a sha256 per feed's suite.
     versions = q(settings, "select feed, suite_version from dq.validation_runs order by feed")
     assert [f for f, v in versions if v and len(v) == 64] == ["air", "traffic"]

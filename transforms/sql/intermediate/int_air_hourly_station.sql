@@ -15,12 +15,14 @@ with obs as (
         site_id,
         observed_at,
         period_s,
-        try_cast(pm25_ugm3 as decimal(18, 3)) as pm25,
-        try_cast(pm10_ugm3 as decimal(18, 3)) as pm10,
-        try_cast(so2_ugm3 as decimal(18, 3)) as so2,
-        try_cast(no2_ugm3 as decimal(18, 3)) as no2,
-        try_cast(co_mgm3 as decimal(18, 3)) as co,
-        try_cast(o3_ugm3 as decimal(18, 3)) as o3
+        -- validity per pollutant (GB 3095): a value a check invalidated is NA, the reading's
+        -- other pollutants still count; is_valid = the reading as a whole counts
+        try_cast(if(list_contains(invalid_columns, 'pm25_ugm3'), null, pm25_ugm3) as decimal(18, 3)) as pm25,
+        try_cast(if(list_contains(invalid_columns, 'pm10_ugm3'), null, pm10_ugm3) as decimal(18, 3)) as pm10,
+        try_cast(if(list_contains(invalid_columns, 'so2_ugm3'), null, so2_ugm3) as decimal(18, 3)) as so2,
+        try_cast(if(list_contains(invalid_columns, 'no2_ugm3'), null, no2_ugm3) as decimal(18, 3)) as no2,
+        try_cast(if(list_contains(invalid_columns, 'co_mgm3'), null, co_mgm3) as decimal(18, 3)) as co,
+        try_cast(if(list_contains(invalid_columns, 'o3_ugm3'), null, o3_ugm3) as decimal(18, 3)) as o3
     from core.obs_air
     where is_valid and local_date between $start_date - 2 and $end_date + 1
 ),

@@ -14,9 +14,11 @@ obs as (
         site_id,
         local_date,
         date_trunc('hour', timezone($tz, observed_at) - interval 1 microsecond) as hour_start,
-        volume_veh,
-        speed_kmh,
-        occupancy_pct
+        -- validity per value: a value a check invalidated is null (not summed, not a speed
+        -- weight); the reading still counts in n_rows (is_valid = the reading as a whole)
+        if(list_contains(invalid_columns, 'volume_veh'), null, volume_veh) as volume_veh,
+        if(list_contains(invalid_columns, 'speed_kmh'), null, speed_kmh) as speed_kmh,
+        if(list_contains(invalid_columns, 'occupancy_pct'), null, occupancy_pct) as occupancy_pct
     from core.obs_traffic
     -- readings stamped 00:00 of the next day still belong to $end_date's last hour
     where is_valid and local_date between $start_date and $end_date + 1

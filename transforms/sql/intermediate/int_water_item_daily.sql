@@ -5,10 +5,23 @@ delete from int.int_water_item_daily where local_date between $start_date and $e
 
 insert into int.int_water_item_daily
 with
+-- Validity per item: a result a check invalidated (pH out of range, stuck DO probe ...) is
+-- null here, so not counted; the sample's other items still count. is_valid = the reading as a
+-- whole counts (no device fault flag, known site ...).
 obs as (
     select
-        site_id, local_date, water_temp_c, ph, do_mgl, codmn_mgl, nh3n_mgl, tp_mgl, tn_mgl,
-        conductivity_uscm, turbidity_ntu
+        site_id,
+        local_date,
+        if(list_contains(invalid_columns, 'water_temp_c'), null, water_temp_c) as water_temp_c,
+        if(list_contains(invalid_columns, 'ph'), null, ph) as ph,
+        if(list_contains(invalid_columns, 'do_mgl'), null, do_mgl) as do_mgl,
+        if(list_contains(invalid_columns, 'codmn_mgl'), null, codmn_mgl) as codmn_mgl,
+        if(list_contains(invalid_columns, 'nh3n_mgl'), null, nh3n_mgl) as nh3n_mgl,
+        if(list_contains(invalid_columns, 'tp_mgl'), null, tp_mgl) as tp_mgl,
+        if(list_contains(invalid_columns, 'tn_mgl'), null, tn_mgl) as tn_mgl,
+        if(list_contains(invalid_columns, 'conductivity_uscm'), null, conductivity_uscm)
+            as conductivity_uscm,
+        if(list_contains(invalid_columns, 'turbidity_ntu'), null, turbidity_ntu) as turbidity_ntu
     from core.obs_water
     where is_valid and local_date between $start_date and $end_date
 ),

@@ -1,7 +1,8 @@
 -- Merge one validated traffic batch (keyed per lane) into core; same steps as merge_obs.sql.
 -- Inputs registered by the loader: batch_rows (landing rows + row_id, source_file,
 -- source_sha256; one row per key, files already checked against the ledger) and batch_flags
--- (row_id, expectation, column_name, observed_value, observed_text from GX).
+-- (row_id, expectation, column_name, observed_value, observed_text, scope, invalidated_columns
+-- from GX: scope 'reading' invalidates the reading, 'value' only invalidated_columns).
 -- Runs inside the caller's transaction: all of it commits or none of it.
 -- This file plans the merge, applies revisions and stores the flags; the core rows are then
 -- inserted by core/insert_obs.sql straight from the Arrow batch (no staging copy: the temp
@@ -20,7 +21,9 @@ with flags_from_gx as (
         f.expectation,
         f.column_name,
         f.observed_value,
-        f.observed_text
+        f.observed_text,
+        f.scope,
+        f.invalidated_columns
     from batch_flags as f
     inner join batch_rows as b using (row_id)
     where f.expectation <> 'device_flag'
@@ -37,7 +40,10 @@ device_flags as (
         'device_flag:' || unnest(string_split(flags, '|')) as expectation,
         'flags' as column_name,
         null::double as observed_value,
-        flags as observed_text
+        flags as observed_text,
+        -- a fault flag is about the instrument: nothing it measured counts
+        'reading' as scope,
+        []::varchar[] as invalidated_columns
     from batch_rows
     where flags <> ''
 )
@@ -46,11 +52,14 @@ select * from flags_from_gx
 union all
 select * from device_flags;
 
--- one row per failing reading: what it failed (row_id is unique in the batch)
+-- one row per failing reading: what it failed, whether the reading as a whole still counts,
+-- and which of its values do not (row_id is unique in the batch)
 create or replace temp table batch_failed as
 select
     row_id,
-    string_agg(distinct expectation, '|' order by expectation) as failed_expectations
+    string_agg(distinct expectation, '|' order by expectation) as failed_expectations,
+    not bool_or(scope = 'reading') as is_valid,
+    list_sort(list_distinct(flatten(list(invalidated_columns)))) as invalid_columns
 from batch_flag_rows
 group by row_id;
 
@@ -65,7 +74,9 @@ with existing as (
 select
     b.row_id,
     b.local_date,
-    f.row_id is null as is_valid,
+    coalesce(f.is_valid, true) as is_valid,
+    -- no failure at all (dq.batch_counts.accepted_valid); is_valid and not clean = partly valid
+    f.row_id is null as is_clean,
     case
         when e.site_id is null then 'new'
         when e.content_hash = b.content_hash then 'duplicate'
@@ -117,6 +128,8 @@ select
     f.column_name,
     f.observed_value,
     f.observed_text,
+    f.scope,
+    f.invalidated_columns,
     $validation_run_id as validation_run_id,
     $loaded_at as flagged_at
 from batch_flag_rows as f
