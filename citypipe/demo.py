@@ -8,7 +8,9 @@ arrives a day late:
 2. day 3 and the held-back backlog are published → ingest → ``citypipe_ingest`` →
    ``citypipe_daily_kpis`` for day 3, which also recomputes day 2 (late data) and records the
    restatement;
-3. the per-feed ingest table, the validation summary, the KPI pack and restatements are printed.
+3. the per-feed ingest table, the validation summary, validity per value column (received,
+   valid, invalidated by a value check or with the whole reading), the KPI pack and
+   restatements are printed.
 """
 
 from __future__ import annotations
@@ -190,10 +192,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print(_ingest_table(total, settings.landing_dir))
     if args.skip_airflow:
         return 0
-    from warehouse.report import ingest_summary
+    from warehouse.report import ingest_summary, value_validity
 
     print("\n== validation and load (latest citypipe_ingest run)")
     print(ingest_summary(settings))
+    print(f"\n== validity per value, {args.start} .. {last_day} (values a check invalidated are NA")
+    print("   for their own averages only; a device fault flag invalidates the whole reading)")
+    print(value_validity(settings, args.start, last_day))
     print(f"\n== KPIs for {last_day}")
     from citypipe.cli import main as cli_main
 

@@ -19,6 +19,7 @@ from transforms.air import compute_air_range
 from transforms.water import compute_water_range
 from warehouse import db
 from warehouse import pipeline as P
+from warehouse.report import ingest_summary, value_validity
 
 pytestmark = pytest.mark.integration
 
@@ -118,6 +119,16 @@ def test_flagged_o3_leaves_the_days_pm25_valid(settings: Settings) -> None:
     assert per_value["pm25_ugm3"] == [1440, 1440, 0, 0]
     counts = q(settings, "select partly_valid, flagged, accepted_valid from dq.batch_counts")
     assert counts == [(n_bad, n_bad, 1440 - n_bad)]
+    # what the demo prints: the load run's invalid values per column and why, and the days'
+    # validity per value column
+    text = ingest_summary(settings)
+    assert f"partly_valid={n_bad}" in text
+    assert f"invalid per value: o3_ugm3={n_bad} (o3_ugm3_in_range {n_bad})" in text
+    table = value_validity(settings, DAY, DAY).splitlines()
+    o3 = next(line.split() for line in table if " o3_ugm3 " in line)
+    pm25 = next(line.split() for line in table if " pm25_ugm3 " in line)
+    assert o3 == ["air", "o3_ugm3", "1439", str(1439 - (n_bad - 1)), str(n_bad - 1), "0"]
+    assert pm25 == ["air", "pm25_ugm3", "1439", "1439", "0", "0"]
 
     # the KPI chain: O3 has no valid hour, every other pollutant keeps all 24
     daily = _daily_station(settings)
@@ -162,6 +173,7 @@ def test_device_maintenance_flag_still_invalidates_the_whole_reading(settings: S
     write_landing(settings.home, "air", rows)
     out = _load(settings, "r1")
     assert (out["air"]["flagged"], out["air"]["partly_valid"]) == (24 * 16, 0)
+    assert "invalid per value: whole reading=384 (device_flag 384)" in ingest_summary(settings)
     stored = q(
         settings,
         "select is_valid, invalid_columns, failed_expectations, count(*) from core.obs_air "

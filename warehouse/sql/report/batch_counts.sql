@@ -4,6 +4,7 @@ select
     rows_read,
     accepted_valid,
     flagged,
+    partly_valid,
     duplicates_dropped,
     revisions,
     quarantined
