@@ -22,6 +22,7 @@ comment on column core.obs_traffic.invalid_columns is 'value columns a value-lev
 -- reading, so they are 'reading'.
 alter table dq.flagged_readings add column scope varchar default 'reading';
 alter table dq.flagged_readings add column invalidated_columns varchar[] default [];
+comment on table dq.flagged_readings is 'one row per flagged reading x failed expectation (natural key feed, site_id, device_id, lane, observed_at); the reading stays in core, with is_valid = false when scope = ''reading'', else with invalidated_columns in its invalid_columns';
 comment on column dq.flagged_readings.scope is '''reading'': the failure invalidates the whole reading; ''value'': only invalidated_columns';
 comment on column dq.flagged_readings.invalidated_columns is 'value columns this failure invalidated (empty when scope = ''reading'': then all of them)';
 
