@@ -590,7 +590,10 @@ def _core_rows(feed: str, batch: pa.Table, failed: pa.Table, dropped: pa.Chunked
     ``failed`` has one row per failing reading (row_id, failed_expectations, is_valid,
     invalid_columns); ``dropped`` the row ids of duplicates and stale readings. Row ids are
     looked up, not used as positions (readings of files already in the ledger were filtered
-    out of the batch). Each new column is one ``take`` of a small table (code 0 = no failure).
+    out of the batch). The text and list columns are dictionary-encoded over ``failed`` (code
+    0 = no failure; DuckDB stores them as plain varchar / varchar[]): no per-row copy.
+    invalid_columns is null where no value was invalidated (an empty list per reading cost
+    ~35 ms per million rows to store, a null ~15).
     """
     n = batch.num_rows
     codes = np.zeros(n, dtype=np.int32)
@@ -609,7 +612,7 @@ def _core_rows(feed: str, batch: pa.Table, failed: pa.Table, dropped: pa.Chunked
     )
     invalid = pa.concat_arrays(
         [
-            pa.array([[]], pa.list_(pa.string())),
+            pa.nulls(1, pa.list_(pa.string())),
             failed["invalid_columns"].combine_chunks().cast(pa.list_(pa.string())),
         ]
     )
@@ -617,9 +620,12 @@ def _core_rows(feed: str, batch: pa.Table, failed: pa.Table, dropped: pa.Chunked
         batch = batch.drop_columns([c for c in ("lane", "direction") if c in batch.column_names])
     take = pa.array(codes)
     out = (
-        batch.append_column("failed_expectations", names.take(take))
+        batch.append_column("failed_expectations", pa.DictionaryArray.from_arrays(take, names))
         .append_column("is_valid", valid.take(take))
-        .append_column("invalid_columns", invalid.take(take))
+        .append_column(
+            "invalid_columns",
+            pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes == 0), invalid),
+        )
     )
     if len(dropped):
         stored = np.ones(n, dtype=bool)

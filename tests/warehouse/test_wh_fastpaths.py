@@ -191,7 +191,7 @@ def test_failures_land_on_their_readings_when_part_of_the_batch_was_loaded(
     # a value check invalidates its value only; a device flag the whole reading
     assert invalid == [
         (3, "pm25_ugm3_in_range", True, ["pm25_ugm3"]),
-        (6, "device_flag:maintenance", False, []),
+        (6, "device_flag:maintenance", False, None),
     ]
     assert keys == (30, 30)
     assert flagged == [("pm25_ugm3_in_range", 3), ("device_flag:maintenance", 6)]

@@ -88,7 +88,7 @@ def test_load_flags_and_is_valid_agree(settings: Settings) -> None:
     # validity per value: out-of-range PM2.5 invalidates that value; a device flag the reading
     assert invalid == {
         4: ["pm25_ugm3_in_range", True, ["pm25_ugm3"]],
-        5: ["device_flag:calibration", False, []],
+        5: ["device_flag:calibration", False, None],
     }
     flagged = q(
         settings,

@@ -98,7 +98,7 @@ def test_flagged_o3_leaves_the_days_pm25_valid(settings: Settings) -> None:
     )
     assert stored == [
         (True, ["o3_ugm3"], "o3_ugm3_in_range", n_bad),
-        (True, [], "", 1440 - n_bad),
+        (True, None, "", 1440 - n_bad),
     ]
     flags = q(
         settings,
@@ -179,7 +179,7 @@ def test_device_maintenance_flag_still_invalidates_the_whole_reading(settings: S
         "select is_valid, invalid_columns, failed_expectations, count(*) from core.obs_air "
         "where failed_expectations <> '' group by all",
     )
-    assert stored == [(False, [], "device_flag:maintenance", 24 * 16)]
+    assert stored == [(False, None, "device_flag:maintenance", 24 * 16)]
     assert q(settings, "select distinct scope from dq.flagged_readings") == [("reading",)]
     per_value = q(
         settings,

@@ -1,22 +1,23 @@
 -- Validity per value, not per reading (issue 9 item 3; GB 3095: a value that fails a check is
 -- NA for its own averages only). A reading's is_valid now says whether the reading as a whole
 -- counts (key, catalogue, future time, device fault flag); invalid_columns lists the value
--- columns a check invalidated (sorted), which KPIs skip while the reading's other values count.
+-- columns a check invalidated (sorted; null when none, which most readings are: cheaper to store
+-- than an empty list), which KPIs skip while the reading's other values count.
 -- Readings stored before this migration keep their verdict (is_valid false for any failure,
--- invalid_columns empty): the stricter old rule, never a value that should not count.
-alter table core.obs_air add column invalid_columns varchar[] default [];
-alter table core.obs_water add column invalid_columns varchar[] default [];
-alter table core.obs_waterlogging add column invalid_columns varchar[] default [];
-alter table core.obs_traffic add column invalid_columns varchar[] default [];
+-- invalid_columns null): the stricter old rule, never a value that should not count.
+alter table core.obs_air add column invalid_columns varchar[];
+alter table core.obs_water add column invalid_columns varchar[];
+alter table core.obs_waterlogging add column invalid_columns varchar[];
+alter table core.obs_traffic add column invalid_columns varchar[];
 
 comment on column core.obs_air.is_valid is 'the reading as a whole counts: natural key present, site and device in the catalogue, not in the future, no device fault flag';
-comment on column core.obs_air.invalid_columns is 'value columns a value-level expectation invalidated (sorted; why: failed_expectations and dq.flagged_readings); KPIs use a value only when is_valid and it is not listed';
+comment on column core.obs_air.invalid_columns is 'value columns a value-level expectation invalidated (sorted; null when none; why: failed_expectations and dq.flagged_readings); KPIs use a value only when is_valid and it is not listed';
 comment on column core.obs_water.is_valid is 'the reading as a whole counts: natural key present, site and device in the catalogue, not in the future, no device fault flag';
-comment on column core.obs_water.invalid_columns is 'value columns a value-level expectation invalidated (sorted; why: failed_expectations and dq.flagged_readings); KPIs use a value only when is_valid and it is not listed';
+comment on column core.obs_water.invalid_columns is 'value columns a value-level expectation invalidated (sorted; null when none; why: failed_expectations and dq.flagged_readings); KPIs use a value only when is_valid and it is not listed';
 comment on column core.obs_waterlogging.is_valid is 'the reading as a whole counts: natural key present, site and device in the catalogue, not in the future, no device fault flag';
-comment on column core.obs_waterlogging.invalid_columns is 'value columns a value-level expectation invalidated (sorted; why: failed_expectations and dq.flagged_readings); KPIs use a value only when is_valid and it is not listed';
+comment on column core.obs_waterlogging.invalid_columns is 'value columns a value-level expectation invalidated (sorted; null when none; why: failed_expectations and dq.flagged_readings); KPIs use a value only when is_valid and it is not listed';
 comment on column core.obs_traffic.is_valid is 'the reading as a whole counts: natural key present, site and device in the catalogue, not in the future, no device fault flag';
-comment on column core.obs_traffic.invalid_columns is 'value columns a value-level expectation invalidated (sorted; why: failed_expectations and dq.flagged_readings); KPIs use a value only when is_valid and it is not listed';
+comment on column core.obs_traffic.invalid_columns is 'value columns a value-level expectation invalidated (sorted; null when none; why: failed_expectations and dq.flagged_readings); KPIs use a value only when is_valid and it is not listed';
 
 -- What each flag invalidated. Flags stored before this migration all invalidated their
 -- reading, so they are 'reading'.

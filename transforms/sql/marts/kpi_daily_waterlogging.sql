@@ -31,7 +31,7 @@ readings as (
     where
         o.is_valid and o.depth_cm is not null
         -- validity per value: an invalidated depth (spike, stuck gauge ...) does not count
-        and not list_contains(o.invalid_columns, 'depth_cm')
+        and list_contains(o.invalid_columns, 'depth_cm') is not true  -- null: none invalidated
         and o.local_date between $start_date and $end_date
     group by o.site_id, o.local_date
 ),

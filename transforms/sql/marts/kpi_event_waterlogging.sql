@@ -47,7 +47,7 @@ readings as (
         o.is_valid
         and o.depth_cm is not null
         -- validity per value: an invalidated depth (spike, stuck gauge ...) does not count
-        and not list_contains(o.invalid_columns, 'depth_cm')
+        and list_contains(o.invalid_columns, 'depth_cm') is not true  -- null: none invalidated
         and o.local_date between $start_date::date - 1
         and $end_date::date + (select lookahead_days from rules)
 ),

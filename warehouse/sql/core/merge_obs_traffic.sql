@@ -59,7 +59,8 @@ select
     row_id,
     string_agg(distinct expectation, '|' order by expectation) as failed_expectations,
     not bool_or(scope = 'reading') as is_valid,
-    list_sort(list_distinct(flatten(list(invalidated_columns)))) as invalid_columns
+    -- null when only whole-reading checks failed (as for readings without any failure)
+    nullif(list_sort(list_distinct(flatten(list(invalidated_columns)))), []) as invalid_columns
 from batch_flag_rows
 group by row_id;
 

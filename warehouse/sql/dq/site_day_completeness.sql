@@ -70,6 +70,7 @@ left join per_site_day as o
 
 -- Per value column: non-null values received, valid, invalidated by a value-level check (in a
 -- reading that counts otherwise) or by a whole-reading failure. received = the other three.
+-- invalid_columns is null when no value of the reading was invalidated.
 delete from dq.site_day_values as d
 using days_todo as t
 where d.feed = t.feed and d.local_date = t.local_date;
@@ -146,7 +147,7 @@ select
     column_name,
     count(*) as received_values,
     count(*) filter (
-        where is_valid and not list_contains(invalid_columns, column_name)
+        where is_valid and list_contains(invalid_columns, column_name) is not true
     ) as valid_values,
     count(*) filter (
         where is_valid and list_contains(invalid_columns, column_name)
