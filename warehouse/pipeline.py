@@ -558,12 +558,17 @@ def _merge(
         sqlfiles.run(con, sql, params, feed=feed)
     finally:
         con.unregister("core_rows")
-    for action, readings, valid, partly in sqlfiles.run(con, "core/merge_counts.sql").fetchall():
+    for action, readings, valid in sqlfiles.run(con, "core/merge_counts.sql").fetchall():
         counts[action] = readings
         if action in ("new", "revision"):
             counts["valid"] += valid
             counts["flagged"] += readings - valid
-            counts["partly_valid"] += partly
+    # Stored readings valid as a whole with some value invalidated: failing, still is_valid,
+    # not dropped as a duplicate or stale copy.
+    partly = failed.filter(failed["is_valid"])["row_id"]
+    if len(dropped) and len(partly):
+        partly = partly.filter(pc.invert(pc.is_in(partly, dropped.combine_chunks())))
+    counts["partly_valid"] = len(partly)
     return counts
 
 

@@ -75,8 +75,8 @@ with existing as (
 select
     b.row_id,
     b.local_date,
-    coalesce(f.is_valid, true) as is_valid,
-    -- no failure at all (dq.batch_counts.accepted_valid); is_valid and not clean = partly valid
+    -- no failure at all (dq.batch_counts.accepted_valid); the partly valid readings are
+    -- counted from batch_failed (small) by the loader, not with a column per reading here
     f.row_id is null as is_clean,
     case
         when e.site_id is null then 'new'
