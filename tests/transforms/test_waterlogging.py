@@ -94,6 +94,18 @@ def test_event_across_midnight_belongs_to_its_start_day(wh, insert_obs, day: dat
     assert len(events(wh)) == 1
 
 
+def test_event_starting_with_the_reading_stamped_midnight_belongs_to_the_day_before(
+    wh, insert_obs, day: date
+) -> None:
+    # Issue 9 item 6: the reading stamped 00:00:00 covers 23:59-24:00 of the day before.
+    nxt = day + timedelta(days=1)
+    depths = [10.0] * 5 + [22.0] * 20 + [3.0] * 15  # wet from 00:00 (stamp), dry at 00:20
+    insert_obs("waterlogging", series(at(day, 23, 55), depths))
+    compute_waterlogging_range(wh, day, nxt)
+    [(d, start, *_)] = events(wh)
+    assert (d, start) == (day, at(nxt, 0, 0))
+
+
 def test_ongoing_event_closes_when_later_data_arrives(wh, insert_obs, day: date) -> None:
     insert_obs("waterlogging", series(at(day, 22, 0), [30.0] * 60 + [10.0] * 5))
     compute_waterlogging_range(wh, day, day)

@@ -170,7 +170,9 @@ closed as (
 final as (
     select
         site_id,
-        timezone($tz, event_start)::date as local_date,
+        -- the day of the minute the first wet reading covers (observed_at ends its period:
+        -- a reading stamped 00:00:00 measured 23:59-24:00 of the day before; issue 9 item 6)
+        timezone($tz, event_start - interval 1 microsecond)::date as local_date,
         event_start,
         case when is_closed then dry_from end as event_end,
         case when is_closed then 'closed' else 'ongoing' end as status,
