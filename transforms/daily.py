@@ -89,8 +89,8 @@ def days_to_recompute(
             days.add(day)
             # A reading stamped D 00:00 ends the last hour of D-1 (its span is the minute or
             # interval before midnight), while its natural day in core is D: the hourly models
-            # (air, traffic) put it in D-1, so recompute the day before too.
-            if feed in ("air", "traffic") and day - timedelta(days=1) >= since:
+            # (air, traffic) and waterlogging events put it in D-1: recompute the day before too.
+            if feed in ("air", "traffic", "waterlogging") and day - timedelta(days=1) >= since:
                 days.add(day - timedelta(days=1))
     if _table_exists(con, "kpi", "kpi_event_waterlogging"):
         days.update(ongoing_event_days(con, since, target_day))
