@@ -7,9 +7,9 @@ import json
 import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
+from test_contract_parse import reading  # the same valid air reading as the parser tests
 
 from citypipe.catalogue import Catalogue
 from ingestion.contract import ContractParser, parse_timestamp
@@ -17,20 +17,6 @@ from ingestion.contract import ContractParser, parse_timestamp
 RECEIVED = datetime(2026, 11, 28, 16, 30, tzinfo=UTC)
 TOPIC = "city/wushan/air/WS-AIR-01"
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "docs" / "schemas"
-
-
-def reading(**over: Any) -> dict[str, Any]:
-    r: dict[str, Any] = {
-        "schema": "air/v1",
-        "site_id": "WS-AIR-01",
-        "device_id": "AQM-0101",
-        "seq": 7,
-        "observed_at": "2026-11-28T23:59:00+08:00",
-        "period_s": 60,
-        "values": {"pm25": 35.0, "pm10": 58.0, "co": 0.7},
-    }
-    r.update(over)
-    return r
 
 
 @pytest.fixture(scope="module")

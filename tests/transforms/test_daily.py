@@ -263,6 +263,15 @@ def test_pm25_is_published_as_the_rounded_iaqi_concentration(wh, insert_obs) -> 
     assert '"ytd_valid_days":1' in details.replace(" ", "")
 
 
+def pack_rows(con: duckdb.DuckDBPyConnection, kpi_id: str, d: date) -> dict[str, tuple]:
+    """dimension -> (value, details as a dict) of one KPI's pack rows on day ``d``."""
+    rows = con.execute(
+        "select dimension, value, details from kpi.kpi_values where kpi_id = ? and local_date = ?",
+        [kpi_id, d],
+    ).fetchall()
+    return {dim: (value, json.loads(details)) for dim, value, details in rows}
+
+
 def test_station_values_are_published_per_station_half_even(wh, insert_obs) -> None:
     # Issue 9 item 4: one pack row per station and day with the platform's precision; CO
     # 0.65 mg/m3 publishes 0.6 (half-even on the exact decimal mean, not on a double).
@@ -277,14 +286,7 @@ def test_station_values_are_published_per_station_half_even(wh, insert_obs) -> N
     rows[3]["o3_ugm3"] = None  # one O3 hour missing: 23 hours used
     insert_obs("air", rows)
     compute_day(wh, D, "test", as_of=AS_OF)
-    got = {
-        dim: (value, json.loads(details))
-        for dim, value, details in wh.execute(
-            "select dimension, value, details from kpi.kpi_values"
-            " where kpi_id = 'air.station' and local_date = ?",
-            [D],
-        ).fetchall()
-    }
+    got = pack_rows(wh, "air.station", D)
     assert set(got) >= {"WS-AIR-01", "WS-AIR-M01"}
     _, d = got["WS-AIR-01"]
     assert (d["pm25_ugm3"], d["pm10_ugm3"], d["co_mgm3"], d["o3_8h_max_ugm3"]) == (36, 60, 0.6, 80)
@@ -309,14 +311,7 @@ def test_year_to_date_statistics_carry_precision_and_validity(wh, insert_obs) ->
         ],
     )  # fmt: skip
     compute_day(wh, D, "test", as_of=AS_OF)
-    got = {
-        dim: (value, json.loads(details))
-        for dim, value, details in wh.execute(
-            "select dimension, value, details from kpi.kpi_values"
-            " where kpi_id = 'air.ytd' and local_date = ?",
-            [D],
-        ).fetchall()
-    }
+    got = pack_rows(wh, "air.ytd", D)
     assert set(got) == {"pm25_mean", "pm25_p95", "pm10_mean", "pm10_p95", "so2_mean", "so2_p98",
                         "no2_mean", "no2_p98", "co_p95", "o3_8h_p90"}  # fmt: skip
     assert got["pm25_mean"][0] == 36.0 and got["pm25_mean"][1]["exact"] == 36.5
