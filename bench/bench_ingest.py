@@ -34,8 +34,8 @@ from pathlib import Path
 
 import psutil
 
-from citypipe.catalogue import load_catalogue
-from citypipe.settings import REPO_ROOT, get_settings
+from common.catalogue import load_catalogue
+from common.settings import REPO_ROOT, get_settings
 from ingestion.broker import BrokerHandle, start_broker
 
 CST = timezone(timedelta(hours=8))

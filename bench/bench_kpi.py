@@ -25,12 +25,13 @@ from pathlib import Path
 
 import duckdb
 
-from citypipe.settings import get_settings
+from common.migrate import migrate
+from common.settings import get_settings
+from common.sql import timings
 from transforms.daily import compute_day, compute_range
-from transforms.sqlrun import timings
+from warehouse import MIGRATIONS_DIR as WAREHOUSE_MIGRATIONS
 from warehouse.db import connect
 from warehouse.dims import load_dim_site
-from warehouse.migrate import migrate
 
 YEAR_START = date(2026, 1, 1)
 
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     end = YEAR_START + timedelta(days=days - 1)
     con = connect(settings)
     try:
-        migrate(con)
+        migrate(con, WAREHOUSE_MIGRATIONS)
         load_dim_site(con, settings)
         t0 = time.perf_counter()
         counts = generate(con, days)

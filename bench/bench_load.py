@@ -23,8 +23,8 @@ import numpy as np
 import psutil
 import pyarrow as pa
 
-from citypipe.catalogue import load_catalogue
-from citypipe.settings import get_settings
+from common.catalogue import load_catalogue
+from common.settings import get_settings
 from expectations.derive import history_lookback  # noqa: F401  (imported for warm-up parity)
 from expectations.reference import feed_rules
 from expectations.validate import validate_table

@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bench.bench_load import synth
-from citypipe.catalogue import load_catalogue
-from citypipe.settings import get_settings
+from common.catalogue import load_catalogue
+from common.settings import get_settings
 from warehouse import db
 from warehouse import pipeline as P
 from warehouse.seq_gaps import record_seq_anomalies

@@ -12,8 +12,8 @@ import importlib
 import logging
 import sys
 
-from citypipe.datadir import DataGroupError, apply_data_policy
-from citypipe.settings import get_settings
+from common.datadir import DataGroupError, apply_data_policy
+from common.settings import get_settings
 
 # Which module contributes each subcommand, in help order.
 COMMANDS = {

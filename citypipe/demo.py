@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from citypipe.settings import Settings
+from common.settings import Settings
 
 # Flood season (waterlogging events) on weekdays with rush hours; fixed so the demo is repeatable.
 DEFAULT_START = date(2026, 7, 14)
@@ -159,7 +159,7 @@ def _run_dag(settings: Settings, dag_id: str, day: date) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from citypipe.catalogue import load_catalogue
+    from common.catalogue import load_catalogue
     from ingestion.simulate import generate
 
     tz = ZoneInfo(settings.timezone)

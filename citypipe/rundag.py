@@ -22,8 +22,8 @@ import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from citypipe.datadir import dir_mode, file_mode
-from citypipe.settings import Settings
+from common.datadir import dir_mode, file_mode
+from common.settings import Settings
 
 # Exit status of a run refused because the same DAG already runs for the same date.
 EXIT_RUN_IN_PROGRESS = 75

@@ -22,7 +22,7 @@ def _on_failure(context: Any) -> None:
 
 
 def _settings() -> Any:
-    from citypipe.settings import get_settings
+    from common.settings import get_settings
 
     return get_settings()
 

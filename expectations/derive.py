@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from citypipe.catalogue import Catalogue
+from common.catalogue import Catalogue
 from expectations.reference import FeedRules
 
 

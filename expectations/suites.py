@@ -24,7 +24,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from citypipe.catalogue import Catalogue
+from common.catalogue import Catalogue
 from expectations.reference import FeedRules
 from ingestion.schema import VALUE_COLUMNS
 

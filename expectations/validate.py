@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from citypipe.catalogue import Catalogue
+from common.catalogue import Catalogue
 from expectations.derive import derived_columns
 from expectations.reference import FeedRules
 from expectations.suites import (

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from citypipe.settings import REPO_ROOT
+from common.settings import REPO_ROOT
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from ingestion.schema import VALUE_COLUMNS, landing_schema
 from ingestion.units import UNITS
 
 if TYPE_CHECKING:
-    from citypipe.catalogue import Catalogue
-    from citypipe.settings import Settings
+    from common.catalogue import Catalogue
+    from common.settings import Settings
 
 CONTRACT_VERSION = "v1"
 
@@ -297,7 +297,7 @@ class ContractParser:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ContractParser:
-        from citypipe.catalogue import load_catalogue
+        from common.catalogue import load_catalogue
 
         return cls(
             load_catalogue(settings.reference_dir, settings.city),

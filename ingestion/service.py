@@ -47,7 +47,7 @@ from ingestion.metrics import FeedCounters, IngestMetrics, MetricsServer, write_
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
 
-    from citypipe.settings import Settings
+    from common.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
 
-from citypipe.catalogue import Site
+from common.catalogue import Site
 
 MINUTES = 1440
 

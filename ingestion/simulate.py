@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo
 
-from citypipe.catalogue import FEEDS, Catalogue, Site
+from common.catalogue import FEEDS, Catalogue, Site
 from ingestion.contract import MAX_BATCH, MAX_DATES, REASONS
 from ingestion.sim_model import (
     MINUTES,
@@ -50,7 +50,7 @@ from ingestion.sim_model import (
 from ingestion.units import ALTERNATIVES, from_canonical
 
 if TYPE_CHECKING:
-    from citypipe.settings import Settings
+    from common.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -1007,7 +1007,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from citypipe.catalogue import load_catalogue
+    from common.catalogue import load_catalogue
 
     catalogue = load_catalogue(settings.reference_dir, settings.city)
     tz = ZoneInfo(settings.timezone)

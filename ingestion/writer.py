@@ -53,7 +53,7 @@ from ingestion.metrics import FeedCounters
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from citypipe.settings import Settings
+    from common.settings import Settings
     from ingestion.contract import ContractParser, ParsedMessage
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from citypipe.catalogue import Catalogue, load_catalogue
-from citypipe.settings import REPO_ROOT, Settings, get_settings
+from common.catalogue import Catalogue, load_catalogue
+from common.settings import REPO_ROOT, Settings, get_settings
 from ingestion.broker import BrokerHandle, BrokerUnavailable, start_broker
 
 

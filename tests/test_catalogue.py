@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from citypipe.catalogue import Catalogue
+from common.catalogue import Catalogue
 
 
 def test_air_assessment_and_micro(catalogue: Catalogue) -> None:

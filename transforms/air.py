@@ -12,11 +12,11 @@ from pathlib import Path
 
 import duckdb
 
+from transforms import SQL
 from transforms.models import prepare, transaction
-from transforms.sqlrun import SQL_ROOT, run_file
 
-MACROS = SQL_ROOT / "intermediate" / "air_macros.sql"
-RULE_SETS_MODEL = SQL_ROOT / "intermediate" / "int_air_rule_sets.sql"
+MACROS = SQL.root / "intermediate" / "air_macros.sql"
+RULE_SETS_MODEL = SQL.root / "intermediate" / "int_air_rule_sets.sql"
 
 # Day-partitioned models, in dependency order; each reads only tables built before it.
 DAILY_MODELS: tuple[str, ...] = (
@@ -39,7 +39,7 @@ CUMULATIVE_MODELS: tuple[str, ...] = (
 
 
 def _path(model: str) -> Path:
-    return SQL_ROOT / f"{model}.sql"
+    return SQL.root / f"{model}.sql"
 
 
 def natural_day_timezone(con: duckdb.DuckDBPyConnection) -> str:
@@ -71,11 +71,11 @@ def compute_air_range(
     if end < start:
         raise ValueError(f"empty range {start}..{end}")
     prepare(con)
-    run_file(con, MACROS)
+    SQL.run(con, MACROS)
     computed_at = datetime.now().astimezone()
     as_of = as_of or computed_at
     with transaction(con):
-        run_file(con, RULE_SETS_MODEL)
+        SQL.run(con, RULE_SETS_MODEL)
         tz = natural_day_timezone(con)
         as_of_date = con.execute(
             "select timezone($tz, $t::timestamptz)::date", {"tz": tz, "t": as_of}
@@ -94,14 +94,14 @@ def compute_air_range(
             "computed_at": computed_at,
         }
         for model in DAILY_MODELS:
-            run_file(con, _path(model), params)
+            SQL.run(con, _path(model), params)
         last = con.execute(
             "select max(local_date) from kpi.kpi_daily_air where year(local_date) = $y",
             {"y": params["end_date"].year},  # type: ignore[attr-defined]
         ).fetchone()[0]  # type: ignore[index]
         params["cum_end_date"] = max(params["end_date"], last or end)
         for model in CUMULATIVE_MODELS:
-            run_file(con, _path(model), params)
+            SQL.run(con, _path(model), params)
 
 
 def compute_air_day(

@@ -12,7 +12,7 @@ import time
 from datetime import date
 from typing import Any
 
-from citypipe.settings import Settings
+from common.settings import Settings
 
 # The stable keys of every KPI in ``citypipe kpis --format json`` (docs/kpis.md).
 KPI_KEYS = (

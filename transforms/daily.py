@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 
-from citypipe.settings import Settings
+from common.settings import Settings
+from transforms import SQL
 from transforms.models import DEFAULT_TZ, prepare, transaction
-from transforms.sqlrun import SQL_ROOT, run_file
 from transforms.status import lookback_days as configured_lookback
 from transforms.traffic import compute_traffic_range
 from transforms.water import compute_water_range
@@ -136,12 +136,12 @@ def compute_range(
         "reason": reason,
     }
     with transaction(con):
-        run_file(con, SQL_ROOT / "pack" / "macros.sql")
-        run_file(con, SQL_ROOT / "pack" / "snapshot.sql", params)
+        SQL.run(con, SQL.root / "pack" / "macros.sql")
+        SQL.run(con, SQL.root / "pack" / "snapshot.sql", params)
         for model in PACK_MODELS:
-            run_file(con, SQL_ROOT / "pack" / f"{model}.sql", params)
+            SQL.run(con, SQL.root / "pack" / f"{model}.sql", params)
         before = _count(con, "select count(*) from kpi.kpi_restatements")
-        run_file(con, SQL_ROOT / "pack" / "restatements.sql", params)
+        SQL.run(con, SQL.root / "pack" / "restatements.sql", params)
         summary.n_restatements = _count(con, "select count(*) from kpi.kpi_restatements") - before
         summary.n_values = _count(
             con,
@@ -174,7 +174,7 @@ def compute_range(
 
 def finalize(con: duckdb.DuckDBPyConnection, as_of_date: date) -> None:
     """Promote pack rows whose day has left the look-back (and has coverage) to final."""
-    run_file(con, SQL_ROOT / "pack" / "finalize.sql", {"as_of_date": as_of_date})
+    SQL.run(con, SQL.root / "pack" / "finalize.sql", {"as_of_date": as_of_date})
 
 
 def mark_consumed(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from citypipe.settings import REPO_ROOT
+from common.settings import REPO_ROOT
 
 STANDARDS_DIR = REPO_ROOT / "reference" / "standards"
 REQUIRED_COLUMNS = ("source", "valid_from")

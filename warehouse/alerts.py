@@ -7,7 +7,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from citypipe.settings import get_settings
+from common.settings import get_settings
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import duckdb
 
-from citypipe.settings import Settings
+from common.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +172,10 @@ def writer(settings: Settings, migrate: bool = True) -> Iterator[duckdb.DuckDBPy
         con = connect(settings, read_only=False)
         try:
             if migrate:
-                from warehouse.migrate import migrate as _migrate
+                from common.migrate import migrate as _migrate
+                from warehouse import MIGRATIONS_DIR
 
-                _migrate(con)
+                _migrate(con, MIGRATIONS_DIR)
             yield con
         finally:
             con.close()

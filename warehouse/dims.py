@@ -5,9 +5,9 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-from citypipe.catalogue import Catalogue, load_catalogue
-from citypipe.settings import Settings
-from warehouse import sqlfiles
+from common.catalogue import Catalogue, load_catalogue
+from common.settings import Settings
+from warehouse import SQL
 
 # Catalogue attribute -> dim_site column, with the Arrow type it is stored as.
 _ATTR_COLUMNS: dict[str, pa.DataType] = {
@@ -57,7 +57,7 @@ def load_dim_site(con: duckdb.DuckDBPyConnection, settings: Settings) -> int:
     table = dim_site_table(load_catalogue(settings.reference_dir, settings.city))
     con.register("dim_site_rows", table)
     try:
-        sqlfiles.run(con, "core/replace_dim_site.sql")
+        SQL.run(con, "core/replace_dim_site.sql")
     finally:
         con.unregister("dim_site_rows")
     return table.num_rows

@@ -27,11 +27,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from citypipe.catalogue import FEEDS, load_catalogue
-from citypipe.settings import Settings
+from common.catalogue import FEEDS, load_catalogue
+from common.settings import Settings
 from ingestion.landing import set_aside, unreadable_root
 from ingestion.schema import QUARANTINE_SCHEMA, landing_schema
-from warehouse import db, sqlfiles, staging
+from warehouse import SQL, db, staging
 from warehouse.dims import load_dim_site
 from warehouse.seq_gaps import record_seq_anomalies
 
@@ -75,7 +75,7 @@ def _ledger_index(settings: Settings) -> set[tuple[str, int, int]]:
         return set()
     with db.reader(settings) as con:
         try:
-            rows = sqlfiles.run(con, "meta/loaded_files.sql").fetchall()
+            rows = SQL.run(con, "meta/loaded_files.sql").fetchall()
         except duckdb.CatalogException:  # not migrated yet
             return set()
     return {(p, size, mtime) for p, size, mtime in rows}
@@ -239,7 +239,7 @@ def read_history(
     since = max(mm["min"], floor) - timedelta(seconds=lookback_s)
     with db.reader(settings) as con:
         try:
-            return sqlfiles.relation(
+            return SQL.relation(
                 con,
                 "core/history.sql",
                 {"since": since, "until": mm["max"]},
@@ -370,7 +370,7 @@ def batch_checks(batch: pa.Table, expected_sites: list[str]) -> dict[str, Any]:
 def _known_checksums(con: duckdb.DuckDBPyConnection, shas: list[str]) -> set[str]:
     if not shas:
         return set()
-    rows = sqlfiles.run(con, "meta/known_checksums.sql", {"checksums": shas}).fetchall()
+    rows = SQL.run(con, "meta/known_checksums.sql", {"checksums": shas}).fetchall()
     return {r[0] for r in rows}
 
 
@@ -401,7 +401,7 @@ def _remember_paths(
     if not files:
         return
     _register_ledger(con, files, kind, None)
-    sqlfiles.run(con, "meta/insert_ledger_paths.sql", params)
+    SQL.run(con, "meta/insert_ledger_paths.sql", params)
 
 
 class InjectedFailure(RuntimeError):
@@ -468,12 +468,12 @@ def load_feed_batch(
                 int(meta.get("in_batch_revisions", 0)),
                 sum(f.rows for f in fresh) - batch.num_rows,
             )
-            changed = [r[0] for r in sqlfiles.run(con, "core/changed_dates.sql").fetchall()]
+            changed = [r[0] for r in SQL.run(con, "core/changed_dates.sql").fetchall()]
             bad_files = [f for f in fresh if f.error]
             if bad_files:
                 _quarantine_bad_files(con, feed, bad_files, params_common)
             _record_validation_run(con, feed, meta, fresh, params_common)
-            sqlfiles.run(
+            SQL.run(
                 con,
                 "dq/upsert_batch_counts.sql",
                 {
@@ -493,11 +493,9 @@ def load_feed_batch(
                     "quarantined": len(bad_files),
                 },
             )
-            sqlfiles.run(
-                con, "meta/insert_load_batch.sql", {**params_common, "changed_dates": changed}
-            )
+            SQL.run(con, "meta/insert_load_batch.sql", {**params_common, "changed_dates": changed})
             _register_ledger(con, fresh, "landing", feed)
-            sqlfiles.run(con, "meta/insert_ledger.sql", params_common)
+            SQL.run(con, "meta/insert_ledger.sql", params_common)
             _remember_paths(con, files, "landing", params_common)
             if fail_before_commit:
                 raise InjectedFailure("injected failure after the inserts, before commit")
@@ -545,9 +543,9 @@ def _merge(
     con.register("batch_flags", flags)
     try:
         sql = "core/merge_obs_traffic.sql" if feed == "traffic" else "core/merge_obs.sql"
-        sqlfiles.run(con, sql, params, feed=feed)
-        failed = sqlfiles.relation(con, "core/merge_failed.sql").to_arrow_table()
-        dropped = sqlfiles.relation(con, "core/merge_dropped.sql").to_arrow_table()["row_id"]
+        SQL.run(con, sql, params, feed=feed)
+        failed = SQL.relation(con, "core/merge_failed.sql").to_arrow_table()
+        dropped = SQL.relation(con, "core/merge_dropped.sql").to_arrow_table()["row_id"]
     finally:
         con.unregister("batch_rows")
         con.unregister("batch_flags")
@@ -555,10 +553,10 @@ def _merge(
     try:
         # Filtering costs ~0.1 s per million rows; only re-deliveries need it.
         sql = "core/insert_obs_stored.sql" if len(dropped) else "core/insert_obs.sql"
-        sqlfiles.run(con, sql, params, feed=feed)
+        SQL.run(con, sql, params, feed=feed)
     finally:
         con.unregister("core_rows")
-    for action, readings, valid in sqlfiles.run(con, "core/merge_counts.sql").fetchall():
+    for action, readings, valid in SQL.run(con, "core/merge_counts.sql").fetchall():
         counts[action] = readings
         if action in ("new", "revision"):
             counts["valid"] += valid
@@ -658,7 +656,7 @@ def _record_validation_run(
     params: dict[str, Any],
 ) -> None:
     stats = meta["statistics"]
-    sqlfiles.run(
+    SQL.run(
         con,
         "dq/insert_validation_run.sql",
         {
@@ -713,7 +711,7 @@ def _insert_quarantine_rows(
     )
     con.register("quarantine_rows", table)
     try:
-        sqlfiles.run(con, "dq/insert_quarantine.sql", params)
+        SQL.run(con, "dq/insert_quarantine.sql", params)
     finally:
         con.unregister("quarantine_rows")
 
@@ -777,8 +775,8 @@ def load_quarantine(settings: Settings, files: list[str], load_run_id: str) -> d
                 table = pa.concat_tables(parts)
                 con.register("quarantine_rows", table)
                 try:
-                    per_feed = dict(sqlfiles.run(con, "dq/quarantine_counts.sql").fetchall())
-                    sqlfiles.run(con, "dq/insert_quarantine.sql", params)
+                    per_feed = dict(SQL.run(con, "dq/quarantine_counts.sql").fetchall())
+                    SQL.run(con, "dq/insert_quarantine.sql", params)
                 finally:
                     con.unregister("quarantine_rows")
             bad = [f for f in fresh if f.error]
@@ -786,7 +784,7 @@ def load_quarantine(settings: Settings, files: list[str], load_run_id: str) -> d
                 _quarantine_bad_files(con, None, bad, params)  # type: ignore[arg-type]
                 per_feed["unknown"] = per_feed.get("unknown", 0) + len(bad)
             for feed, n in per_feed.items():
-                sqlfiles.run(
+                SQL.run(
                     con,
                     "dq/upsert_batch_counts.sql",
                     {
@@ -805,7 +803,7 @@ def load_quarantine(settings: Settings, files: list[str], load_run_id: str) -> d
                 )
             if fresh:
                 _register_ledger(con, fresh, "quarantine", None)
-                sqlfiles.run(con, "meta/insert_ledger.sql", params)
+                SQL.run(con, "meta/insert_ledger.sql", params)
             _remember_paths(con, infos, "quarantine", params)
             con.execute("commit")
         except BaseException:
@@ -850,7 +848,7 @@ def record_dq(settings: Settings) -> int:
         con.execute("begin transaction")
         try:
             load_dim_site(con, settings)
-            sqlfiles.run(con, "dq/site_day_completeness.sql")
+            SQL.run(con, "dq/site_day_completeness.sql")
             n = con.execute("select count(*) from days_todo").fetchone()[0]  # type: ignore[index]
             con.execute("commit")
         except BaseException:
@@ -867,12 +865,12 @@ def mark_dirty_days(settings: Settings) -> list[tuple[str, str]]:
     with db.writer(settings) as con:
         con.execute("begin transaction")
         try:
-            sqlfiles.run(con, "core/mark_dirty_days.sql")
+            SQL.run(con, "core/mark_dirty_days.sql")
             con.execute("commit")
         except BaseException:
             con.execute("rollback")
             raise
-        rows = sqlfiles.run(con, "core/dirty_days_pending.sql").fetchall()
+        rows = SQL.run(con, "core/dirty_days_pending.sql").fetchall()
     return [(f, d.isoformat()) for f, d in rows]
 
 
@@ -895,9 +893,7 @@ def build_data_docs(settings: Settings, load_run_id: str | None = None) -> str |
     if pages and settings.warehouse_path.exists():
         with db.writer(settings) as con:
             for vrid, url in pages.items():
-                sqlfiles.run(
-                    con, "dq/set_data_docs_url.sql", {"validation_run_id": vrid, "url": url}
-                )
+                SQL.run(con, "dq/set_data_docs_url.sql", {"validation_run_id": vrid, "url": url})
     return index
 
 

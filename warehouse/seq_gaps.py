@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from warehouse import sqlfiles
+from warehouse import SQL
 
 # How far before the batch the last stored reading of a device is looked for first. Only a
 # speed knob (zone maps skip older row groups): a device silent for longer is found by a
@@ -40,7 +40,7 @@ def record_seq_anomalies(
     near = min(NEAR_LOOKBACK, mm["min"] - datetime.min.replace(tzinfo=UTC))
     con.register("seq_batch", batch.select(["site_id", "device_id", "observed_at"]))
     try:
-        sqlfiles.run(
+        SQL.run(
             con,
             "dq/seq_gaps.sql",
             {

@@ -14,10 +14,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from citypipe.catalogue import FEEDS
-from citypipe.settings import Settings
+from common.catalogue import FEEDS
+from common.settings import Settings
 from ingestion.schema import QUARANTINE_SCHEMA, landing_schema
-from warehouse import sqlfiles
+from warehouse import SQL
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def refresh_views(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
     for sql, feed, directory, name in views:
         try:
             source = _source(settings, directory, name, feed)
-            sqlfiles.run(con, sql, feed=feed, path=source)
+            SQL.run(con, sql, feed=feed, path=source)
         except (duckdb.Error, OSError) as exc:
             log.warning("staging.%s not refreshed: %s", name, exc)
 

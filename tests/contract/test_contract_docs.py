@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from citypipe.catalogue import Catalogue
-from citypipe.settings import REPO_ROOT
+from common.catalogue import Catalogue
+from common.settings import REPO_ROOT
 from ingestion.contract import FLAGS, REASONS, ContractParser
 from ingestion.schema import VALUE_COLUMNS
 from ingestion.simulate import generate

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from test_contract_parse import reading  # the same valid air reading as the parser tests
 
-from citypipe.catalogue import Catalogue
+from common.catalogue import Catalogue
 from ingestion.contract import ContractParser, parse_timestamp
 
 RECEIVED = datetime(2026, 11, 28, 16, 30, tzinfo=UTC)

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from citypipe.catalogue import Catalogue
-from citypipe.settings import Settings
+from common.catalogue import Catalogue
+from common.settings import Settings
 from ingestion.contract import REASONS, ContractParser, max_depth
 from ingestion.schema import QUARANTINE_SCHEMA, landing_schema
 from ingestion.units import ALTERNATIVES, CANONICAL, UNITS, from_canonical, to_canonical

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from citypipe.catalogue import Catalogue
+from common.catalogue import Catalogue
 from ingestion.contract import REASONS, ContractParser
 from ingestion.schema import QUARANTINE_SCHEMA, landing_schema
 

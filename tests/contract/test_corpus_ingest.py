@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 import pytest
 from test_corpus import CASES, RECEIVED, _payload
 
-from citypipe.settings import Settings
+from common.settings import Settings
 from ingestion.broker import CONF_DIR, BrokerHandle
 from ingestion.schema import VALUE_COLUMNS
 from ingestion.service import IngestService

@@ -14,8 +14,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from citypipe.catalogue import Catalogue
 from citypipe.cli import main
+from common.catalogue import Catalogue
 from ingestion.simulate import Publisher, SimMessage, generate, publish
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from citypipe.catalogue import Catalogue
+from common.catalogue import Catalogue
 from ingestion.contract import REASONS, ContractParser
 from ingestion.sim_model import Climate
 from ingestion.simulate import (

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from citypipe.settings import Settings
+from common.settings import Settings
 from ingestion.broker import BrokerHandle
 from ingestion.schema import VALUE_COLUMNS
 

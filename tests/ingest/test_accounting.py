@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from citypipe.settings import Settings
+from common.settings import Settings
 from ingestion.metrics import FeedCounters, IngestMetrics, MetricsServer, write_status
 from ingestion.service import IngestService
 from ingestion.writer import LandingWriter

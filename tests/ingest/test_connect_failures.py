@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from citypipe.settings import Settings
+from common.settings import Settings
 from ingestion.broker import BrokerHandle, BrokerUnavailable, free_port, start_broker
 from ingestion.service import (
     EXIT_NEVER_CONNECTED,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from citypipe.settings import REPO_ROOT, Settings
+from common.settings import REPO_ROOT, Settings
 from ingestion.broker import BrokerHandle
 
 from .conftest import publish

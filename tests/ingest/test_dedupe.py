@@ -6,7 +6,7 @@ import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from citypipe.settings import Settings
+from common.settings import Settings
 from ingestion.contract import ContractParser, Reading
 from ingestion.dedupe import DedupeIndex, Verdict, reading_digests
 from ingestion.landing import landing_partition, landing_table, write_table_atomic

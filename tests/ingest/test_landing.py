@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from citypipe.settings import REPO_ROOT
+from common.settings import REPO_ROOT
 from ingestion import landing
 from ingestion.landing import list_parts, remove_stale_temp_files, write_table_atomic
 from ingestion.schema import QUARANTINE_SCHEMA

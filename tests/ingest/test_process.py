@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from citypipe.settings import REPO_ROOT, Settings
+from common.settings import REPO_ROOT, Settings
 from ingestion.broker import BrokerHandle
 
 from .conftest import landing_rows, publish, quarantine_reasons, temp_files

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from citypipe.settings import Settings
+from common.settings import Settings
 from ingestion.broker import BrokerHandle
 from ingestion.service import IngestService
 

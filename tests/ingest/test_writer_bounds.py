@@ -11,7 +11,7 @@ from multiprocessing import Pipe
 
 import paho.mqtt.client as mqtt
 
-from citypipe.settings import Settings
+from common.settings import Settings
 from ingestion.service import IngestService
 from ingestion.writer import LandingWriter, WriterConfig, _loop
 

@@ -9,10 +9,11 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import duckdb
 import pytest
 
-from citypipe.settings import Settings
+from common.migrate import migrate
+from common.settings import Settings
+from warehouse import MIGRATIONS_DIR as WAREHOUSE_MIGRATIONS
 from warehouse.db import connect
 from warehouse.dims import load_dim_site
-from warehouse.migrate import migrate
 
 CST = timezone(timedelta(hours=8))
 
@@ -47,7 +48,7 @@ Inserter = Callable[[str, Iterable[Mapping[str, object]]], int]
 @pytest.fixture
 def wh(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
     con = connect(settings, read_only=False)
-    migrate(con)
+    migrate(con, WAREHOUSE_MIGRATIONS)
     load_dim_site(con, settings)
     yield con
     con.close()

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from citypipe.cli import main
-from citypipe.settings import Settings
+from common.settings import Settings
 from transforms.cli import KPI_KEYS
 from transforms.daily import compute_day, target_day
 

@@ -5,23 +5,27 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from transforms.migrate import apply
+from common.migrate import MigrationError, migrate
+from transforms import MIGRATIONS_DIR
 from transforms.reference import ReferenceError, load_reference
 
 
-def test_apply_runs_new_and_changed_files_once(tmp_path: Path) -> None:
+def test_kpi_migrations_run_once_and_an_edited_one_is_refused(tmp_path: Path) -> None:
+    """One rule for every stage's migrations: applied files are never edited."""
     mig = tmp_path / "migrations"
     mig.mkdir()
-    (mig / "0200_a.sql").write_text("create table if not exists kpi.a (x integer);\n")
-    (mig / "0100_b.sql").write_text("create table if not exists int.b (x integer);\n")
-    con = duckdb.connect()
-    assert apply(con, mig) == ["0100_b.sql", "0200_a.sql"]
-    assert apply(con, mig) == []
     (mig / "0200_a.sql").write_text(
-        "create table if not exists kpi.a (x integer);\ncreate table if not exists kpi.c (y integer);\n"
+        "create schema if not exists kpi;\ncreate table kpi.a (x integer);\n"
     )
-    assert apply(con, mig) == ["0200_a.sql"]
-    assert con.execute("select count(*) from kpi.c").fetchone() == (0,)
+    (mig / "0100_b.sql").write_text(
+        'create schema if not exists "int";\ncreate table int.b (x integer);\n'
+    )
+    con = duckdb.connect()
+    assert migrate(con, mig) == [100, 200]
+    assert migrate(con, mig) == []
+    (mig / "0200_a.sql").write_text("create table if not exists kpi.a (x integer, y integer);\n")
+    with pytest.raises(MigrationError, match="changed after it was applied"):
+        migrate(con, mig)
 
 
 def test_load_reference_replaces_and_requires_source(tmp_path: Path) -> None:
@@ -57,9 +61,12 @@ def test_warehouse_from_the_first_air_ddl_is_brought_up_to_date(tmp_path: Path) 
     good-days target columns): 0110 drops the keys keeping rows, comments and not-nulls."""
     old = tmp_path / "old"
     old.mkdir()
+    (old / "0099_kpi_schemas.sql").write_bytes(
+        (MIGRATIONS_DIR / "0099_kpi_schemas.sql").read_bytes()
+    )
     (old / "0100_air.sql").write_text(OLD_AIR_DDL.read_text(encoding="utf-8"), encoding="utf-8")
     con = duckdb.connect(str(tmp_path / "wh.duckdb"))
-    assert apply(con, old) == ["0100_air.sql"]
+    assert migrate(con, old) == [99, 100]
     assert set(UNKEYED) <= _primary_keys(con)
     con.execute(
         "insert into int.air_hourly_station values ('WS-AIR-01', '2026-06-10',"
@@ -67,8 +74,10 @@ def test_warehouse_from_the_first_air_ddl_is_brought_up_to_date(tmp_path: Path) 
         " 12.5, null, null, null, null, null, 60, 0, 0, 0, 0, 0, 60)"
     )
 
-    applied = apply(con)
-    assert "0100_air.sql" in applied and "0110_air_unkeyed_int.sql" in applied
+    (old / "0110_air_unkeyed_int.sql").write_bytes(
+        (MIGRATIONS_DIR / "0110_air_unkeyed_int.sql").read_bytes()
+    )
+    assert migrate(con, old) == [110]
     assert _primary_keys(con).isdisjoint(UNKEYED)
     assert con.execute("select site_id, pm25_ugm3 from int.air_hourly_station").fetchall() == [
         ("WS-AIR-01", pytest.approx(12.5))
@@ -87,9 +96,8 @@ def test_warehouse_from_the_first_air_ddl_is_brought_up_to_date(tmp_path: Path) 
         " ('target_pct', 'remaining_nongood_budget_days', 'target_reachable')"
     ).fetchall()
     assert len(nullable) == 3
-    # Re-running the file (as after an edit) keeps the rows.
-    from transforms.migrate import MIGRATIONS_DIR
-    from transforms.sqlrun import run_file
+    # Re-running the file keeps the rows (it is written to be idempotent).
+    from common.sql import run_path
 
-    run_file(con, MIGRATIONS_DIR / "0110_air_unkeyed_int.sql")
+    run_path(con, MIGRATIONS_DIR / "0110_air_unkeyed_int.sql")
     assert con.execute("select count(*) from int.air_hourly_station").fetchone() == (1,)

@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 import duckdb
 import pytest
 
-from citypipe.settings import REPO_ROOT
+from common.settings import REPO_ROOT
 from transforms.water import compute_water_range
 
 CST = timezone(timedelta(hours=8))

@@ -15,7 +15,7 @@ import pytest
 from wh_factory import series, write_landing
 
 from citypipe.rundag import EXIT_RUN_IN_PROGRESS, RunInProgress, run_dag
-from citypipe.settings import REPO_ROOT, Settings
+from common.settings import REPO_ROOT, Settings
 from warehouse import db
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ import pytest
 from wh_factory import series, write_landing
 
 from citypipe.rundag import airflow_env, run_dag
-from citypipe.settings import REPO_ROOT, Settings
+from common.settings import REPO_ROOT, Settings
 from warehouse import db
 
 pytestmark = pytest.mark.integration

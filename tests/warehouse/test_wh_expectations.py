@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 from wh_factory import SITES, reading, table
 
-from citypipe.catalogue import Catalogue
-from citypipe.settings import REPO_ROOT
+from common.catalogue import Catalogue
+from common.settings import REPO_ROOT
 from expectations.reference import feed_rules
 from expectations.suites import SUITE_VERSION_META, build_suite
 from expectations.validate import Validation, validate_table

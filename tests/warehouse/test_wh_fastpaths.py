@@ -20,7 +20,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from wh_factory import series, table, write_landing
 
-from citypipe.settings import REPO_ROOT, Settings
+from common.settings import REPO_ROOT, Settings
 from expectations.derive import _no_spike, _window_min, windowed_columns
 from expectations.reference import feed_rules
 from warehouse import db

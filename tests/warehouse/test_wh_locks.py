@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from citypipe.settings import REPO_ROOT, Settings
+from common.settings import REPO_ROOT, Settings
 from transforms.cli import EXIT_LOCK_TIMEOUT
 from warehouse import db
 
 HOLD = r"""
 import sys, time
 from pathlib import Path
-from citypipe.settings import get_settings
+from common.settings import get_settings
 from warehouse import db
 kind, release = sys.argv[1], Path(sys.argv[2])
 s = get_settings()

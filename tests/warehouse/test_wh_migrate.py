@@ -8,17 +8,17 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from citypipe.settings import Settings
-from warehouse import db
-from warehouse.migrate import MIGRATIONS_DIR, MigrationError, discover, migrate
+from common.migrate import MigrationError, discover, migrate
+from common.settings import Settings
+from warehouse import MIGRATIONS_DIR, db
 
 
 def test_migrate_is_idempotent(settings: Settings) -> None:
     with db.writer(settings, migrate=False) as con:
-        first = migrate(con)
-        assert first == [m.version for m in discover()]
+        first = migrate(con, MIGRATIONS_DIR)
+        assert first == [m.version for m in discover(MIGRATIONS_DIR)]
         tables_before = con.execute("select count(*) from duckdb_tables()").fetchone()
-        assert migrate(con) == []
+        assert migrate(con, MIGRATIONS_DIR) == []
         assert con.execute("select count(*) from duckdb_tables()").fetchone() == tables_before
         applied = con.execute("select count(*) from meta.schema_migrations").fetchone()
         assert applied == (len(first),)

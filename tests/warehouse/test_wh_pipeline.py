@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from wh_factory import reading, series, write_landing
 
-from citypipe.settings import Settings, get_settings
+from common.settings import Settings, get_settings
 from ingestion.schema import QUARANTINE_SCHEMA
 from warehouse import db
 from warehouse import pipeline as P

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from wh_factory import SHANGHAI, reading, table, write_landing
 
-from citypipe.settings import Settings
+from common.settings import Settings
 from warehouse import db
 from warehouse import pipeline as P
 from warehouse.seq_gaps import NEAR_LOOKBACK, record_seq_anomalies
@@ -231,7 +231,7 @@ def test_simulated_loss_and_late_backlogs_match_an_oracle(settings: Settings) ->
     out-of-order and re-delivered messages, parsed by the real contract parser and loaded in
     arrival order, in 6-hour batches. After every load dq.seq_gaps equals the anomalies of what
     is stored; backlogs close gaps found earlier; in the end only the lost readings remain."""
-    from citypipe.catalogue import load_catalogue
+    from common.catalogue import load_catalogue
     from ingestion.contract import ContractParser
     from ingestion.simulate import Faults, Generator
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from wh_factory import SITES, series, write_landing
 
-from citypipe.catalogue import FEEDS
-from citypipe.settings import Settings
+from common.catalogue import FEEDS
+from common.settings import Settings
 from expectations.reference import feed_rules
 from expectations.suites import specs
 from ingestion.schema import VALUE_COLUMNS
@@ -233,7 +233,7 @@ def test_water_item_out_of_range_leaves_the_samples_other_items(settings: Settin
 def test_every_row_expectation_declares_what_it_invalidates(settings: Settings) -> None:
     """Whole-reading failures are exactly the key, catalogue, time and device-flag checks; every
     other row-level expectation names value columns of its own feed."""
-    from citypipe.catalogue import load_catalogue
+    from common.catalogue import load_catalogue
 
     catalogue = load_catalogue(settings.reference_dir, settings.city)
     for feed in FEEDS:

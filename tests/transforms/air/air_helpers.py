@@ -13,9 +13,9 @@ import duckdb
 import pyarrow as pa
 from air_reference_impl import COLUMN, CST, POLLUTANTS, Reading
 
+from transforms import SQL
 from transforms.air import MACROS, RULE_SETS_MODEL
 from transforms.models import prepare
-from transforms.sqlrun import SQL_ROOT, run_file
 
 ASSESSMENT = ("WS-AIR-01", "WS-AIR-02", "WS-AIR-03", "WS-AIR-04")
 MICRO = tuple(f"WS-AIR-M0{i}" for i in range(1, 9))
@@ -85,8 +85,8 @@ def aqi_for_county_days(
     """Write county concentrations straight into int.air_daily_county and run the production
     IAQI and AQI models (int_air_iaqi, int_air_aqi) over them."""
     prepare(con)
-    run_file(con, MACROS)
-    run_file(con, RULE_SETS_MODEL)
+    SQL.run(con, MACROS)
+    SQL.run(con, RULE_SETS_MODEL)
     con.execute("delete from int.air_daily_county")
     con.execute("delete from int.air_iaqi")
     con.execute("delete from int.air_aqi")
@@ -101,7 +101,7 @@ def aqi_for_county_days(
     )
     params = {"start_date": min(days), "end_date": max(days), "tz": "Asia/Shanghai"}
     for model in ("intermediate/int_air_iaqi", "intermediate/int_air_aqi"):
-        run_file(con, SQL_ROOT / f"{model}.sql", params)
+        SQL.run(con, SQL.root / f"{model}.sql", params)
     out: dict[date, dict[str, object]] = {}
     for r in con.execute(
         "select local_date, aqi, primary_pollutants, aqi_level, category_zh, is_good,"

@@ -9,12 +9,13 @@ import pytest
 @pytest.fixture
 def mem() -> duckdb.DuckDBPyConnection:
     """An in-memory warehouse with H3's migrations and the Wushan dim_site (fast)."""
-    from citypipe.settings import get_settings
+    from common.migrate import migrate
+    from common.settings import get_settings
+    from warehouse import MIGRATIONS_DIR as WAREHOUSE_MIGRATIONS
     from warehouse.dims import load_dim_site
-    from warehouse.migrate import migrate
 
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
-    migrate(con)
+    migrate(con, WAREHOUSE_MIGRATIONS)
     load_dim_site(con, get_settings())
     return con

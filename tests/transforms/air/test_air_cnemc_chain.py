@@ -44,9 +44,9 @@ from test_air_cnemc_real import (
     _report,
 )
 
-from citypipe.catalogue import load_catalogue
 from citypipe.cli import main
-from citypipe.settings import REPO_ROOT, Settings, get_settings
+from common.catalogue import load_catalogue
+from common.settings import REPO_ROOT, Settings, get_settings
 from ingestion.broker import BrokerHandle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

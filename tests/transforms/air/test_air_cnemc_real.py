@@ -26,11 +26,12 @@ import pytest
 from air_helpers import insert_readings
 from air_reference_impl import CST, Reading, compute, round_half_even
 
-from citypipe.settings import Settings, get_settings
+from common.migrate import migrate
+from common.settings import Settings, get_settings
 from transforms.air import compute_air_range
+from warehouse import MIGRATIONS_DIR as WAREHOUSE_MIGRATIONS
 from warehouse.db import connect
 from warehouse.dims import load_dim_site
-from warehouse.migrate import migrate
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cnemc_xingtai_2022-06"
 STATIONS = ("1077A", "1078A", "1079A", "1080A")
@@ -131,7 +132,7 @@ def xingtai(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
     """A real warehouse file whose dim_site is the fixture catalogue of the four stations."""
     s = get_settings(reference_dir=DATA, city="xingtai")
     con = connect(s, read_only=False)
-    migrate(con)
+    migrate(con, WAREHOUSE_MIGRATIONS)
     load_dim_site(con, s)
     yield con
     con.close()

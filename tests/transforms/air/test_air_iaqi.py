@@ -23,7 +23,7 @@ from air_reference_impl import BP_2012, BP_2026, IAQI, daily_aqi, iaqi, used
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from citypipe.settings import REPO_ROOT
+from common.settings import REPO_ROOT
 from transforms.air import compute_air_range
 
 D2012 = date(2025, 6, 10)  # any day before 2026-03-01
@@ -309,13 +309,13 @@ def test_every_1h_breakpoint_is_exact(mem: duckdb.DuckDBPyConnection) -> None:
     """The 1h tables (SO2, NO2, CO, O3) through the real-time inputs of int_air_iaqi."""
     from datetime import datetime
 
+    from transforms import SQL
     from transforms.air import MACROS, RULE_SETS_MODEL
     from transforms.models import prepare
-    from transforms.sqlrun import SQL_ROOT, run_file
 
     prepare(mem)
-    run_file(mem, MACROS)
-    run_file(mem, RULE_SETS_MODEL)
+    SQL.run(mem, MACROS)
+    SQL.run(mem, RULE_SETS_MODEL)
     rows, expected = [], {}
     i = 0
     for d, table in ((D2012, BP_2012), (D2026, BP_2026)):
@@ -355,9 +355,9 @@ def test_every_1h_breakpoint_is_exact(mem: duckdb.DuckDBPyConnection) -> None:
     )
     lo = min(r[0] for r in rows)
     hi = max(r[0] for r in rows)
-    run_file(
+    SQL.run(
         mem,
-        SQL_ROOT / "intermediate/int_air_iaqi.sql",
+        SQL.root / "intermediate/int_air_iaqi.sql",
         {"start_date": lo, "end_date": hi, "tz": "Asia/Shanghai"},
     )
     got = {

@@ -51,13 +51,14 @@ def generate(seed: int) -> list[Reading]:
 
 @pytest.fixture(scope="module")
 def ytd() -> tuple[duckdb.DuckDBPyConnection, list[Reading]]:
-    from citypipe.settings import get_settings
+    from common.migrate import migrate
+    from common.settings import get_settings
+    from warehouse import MIGRATIONS_DIR as WAREHOUSE_MIGRATIONS
     from warehouse.dims import load_dim_site
-    from warehouse.migrate import migrate
 
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
-    migrate(con)
+    migrate(con, WAREHOUSE_MIGRATIONS)
     load_dim_site(con, get_settings())
     readings = generate(11)
     insert_readings(con, readings)

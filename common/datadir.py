@@ -17,7 +17,7 @@ import os
 import stat
 from pathlib import Path
 
-from citypipe.settings import Settings
+from common.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -8,4 +8,4 @@ create table if not exists meta.schema_migrations (
     applied_at timestamptz not null
 );
 
-comment on table meta.schema_migrations is 'one row per applied warehouse migration file (version = NNNN prefix)';
+comment on table meta.schema_migrations is 'one row per applied migration file of any stage (version = NNNN prefix, unique across stages)';

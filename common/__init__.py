@@ -1,0 +1,1 @@
+"""The base every stage stands on: settings, the site catalogue, the SQL toolkit."""
