@@ -78,8 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dag_id")
     p.add_argument("--date", required=True, help="YYYY-MM-DD (local natural day)")
     p.add_argument("--conf", default="{}", help="JSON object passed as the run's conf")
-    p.add_argument("--timezone", default=os.environ.get("CITYPIPE_TIMEZONE", "Asia/Shanghai"))
+    p.add_argument("--timezone", default=None, help="default: the settings' (CITYPIPE_TIMEZONE)")
     args = p.parse_args(argv)
+    if args.timezone is None:
+        from common.settings import get_settings
+
+        args.timezone = get_settings().timezone
     day = date.fromisoformat(args.date)
     conf = {"date": day.isoformat(), **json.loads(args.conf)}
     logical = datetime.combine(day, time(0, 0), tzinfo=ZoneInfo(args.timezone))

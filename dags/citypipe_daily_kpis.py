@@ -1,42 +1,35 @@
-"""citypipe_daily_kpis: the KPI pack of yesterday (and of late-data days), daily at 01:00 China time.
+"""citypipe_daily_kpis: the KPI pack of yesterday (and of late-data days), daily at 01:00 local time.
 
-This file only wires; the steps live in ``transforms.daily`` (testable without Airflow).
+This file only wires; the steps live in ``steps.kpis`` (readable top to bottom, testable
+without Airflow).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 
+from steps import kpis
+
 # Every task that writes the DuckDB file takes a slot of this one-slot pool (and the file lock).
 DUCKDB_POOL = "citypipe_duckdb"
-
-
-def _on_failure(context: Any) -> None:
-    from warehouse.alerts import record_task_failure
-
-    record_task_failure(context)
-
-
-def _settings() -> Any:
-    from common.settings import get_settings
-
-    return get_settings()
+# The timetable needs its zone when this file is parsed: read from settings (configuration from
+# the environment, no I/O), the one source of the city's time zone.
+TIMEZONE = kpis.schedule_timezone()
 
 
 @dag(
     dag_id="citypipe_daily_kpis",
-    # 01:00 Asia/Shanghai every day. A trigger timetable, pinned explicitly: the logical date is
+    # 01:00 local time every day. A trigger timetable, pinned explicitly: the logical date is
     # the run's own time (not a data-interval start), so "yesterday" does not depend on the
     # create_cron_data_intervals setting.
-    schedule=CronTriggerTimetable("0 1 * * *", timezone="Asia/Shanghai"),
+    schedule=CronTriggerTimetable("0 1 * * *", timezone=TIMEZONE),
     # Airflow creates no task before start_date, so `citypipe run --date D` of an earlier day
     # would "succeed" empty: 2012-01-01 is the oldest standard in reference/ (GB 3095-2012, HJ
     # 633-2012). catchup=False, so this early start never makes the scheduler backfill anything.
-    start_date=pendulum.datetime(2012, 1, 1, tz="Asia/Shanghai"),
+    start_date=pendulum.datetime(2012, 1, 1, tz=TIMEZONE),
     catchup=False,
     max_active_runs=1,
     tags=["citypipe", "kpi", "duckdb"],
@@ -45,14 +38,15 @@ def _settings() -> Any:
         "retries": 2,
         "retry_delay": timedelta(minutes=5),
         "execution_timeout": timedelta(hours=1),
-        "on_failure_callback": _on_failure,
+        "on_failure_callback": kpis.on_failure,
     },
-    on_failure_callback=_on_failure,
+    on_failure_callback=kpis.on_failure,
     doc_md="""
 ### citypipe_daily_kpis
 
-At 01:00 China time, computes natural day D = the previous local day: air (HJ 633 / HJ 663),
-water (GB 3838), waterlogging and traffic KPIs, then the KPI pack `kpi.kpi_values`.
+At 01:00 local time (`CITYPIPE_TIMEZONE`), computes natural day D = the previous local day:
+air (HJ 633 / HJ 663), water (GB 3838), waterlogging and traffic KPIs, then the KPI pack
+`kpi.kpi_values`.
 
 - **Which day**: conf `{"date": "D"}` wins (`citypipe run citypipe_daily_kpis --date D`
   computes day D itself); otherwise D = local date of the logical date - 1 day.
@@ -67,28 +61,19 @@ See docs/kpis.md and docs/conventions.md.
 """,
 )
 def citypipe_daily_kpis() -> None:
-    @task
-    def plan() -> dict[str, Any]:
-        from transforms.daily import plan_step, target_day
-
+    @task(multiple_outputs=False)
+    def plan() -> kpis.Plan:
         ctx = get_current_context()
-        settings = _settings()
-        conf = ctx["dag_run"].conf or {}
-        day = target_day(conf, ctx.get("logical_date"), settings.timezone)
-        return plan_step(settings, day)
+        return kpis.plan(kpis.settings(), ctx["dag_run"].conf, ctx.get("logical_date"))
 
-    @task(pool=DUCKDB_POOL)
-    def compute(days: dict[str, Any]) -> dict[str, Any]:
-        from transforms.daily import compute_step
-
+    @task(pool=DUCKDB_POOL, multiple_outputs=False)
+    def compute(days: kpis.Plan) -> kpis.RunResult:
         run_id = get_current_context()["run_id"]
-        return compute_step(_settings(), days, f"citypipe_daily_kpis {run_id}")
+        return kpis.compute(kpis.settings(), days, f"citypipe_daily_kpis {run_id}")
 
     @task
-    def restatements(summary: dict[str, Any]) -> int:
-        from transforms.daily import restatements_step
-
-        return len(restatements_step(_settings(), summary))
+    def restatements(result: kpis.RunResult) -> int:
+        return len(kpis.restatements(kpis.settings(), result))
 
     restatements(compute(plan()))
 

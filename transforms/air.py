@@ -8,15 +8,17 @@ Every number is computed in SQL (``transforms/sql/intermediate/int_air_*.sql`` t
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from pathlib import Path
+from typing import Any
 
 import duckdb
 
+from common.settings import Settings, get_settings
+from common.sql import transaction
 from transforms import SQL
-from transforms.models import prepare, transaction
+from transforms.prepare import prepare
 
-MACROS = SQL.root / "intermediate" / "air_macros.sql"
-RULE_SETS_MODEL = SQL.root / "intermediate" / "int_air_rule_sets.sql"
+MACROS = "intermediate/air_macros.sql"
+RULE_SETS_MODEL = "intermediate/int_air_rule_sets.sql"
 
 # Day-partitioned models, in dependency order; each reads only tables built before it.
 DAILY_MODELS: tuple[str, ...] = (
@@ -38,15 +40,10 @@ CUMULATIVE_MODELS: tuple[str, ...] = (
 )
 
 
-def _path(model: str) -> Path:
-    return SQL.root / f"{model}.sql"
-
-
 def natural_day_timezone(con: duckdb.DuckDBPyConnection) -> str:
     """The zone days are cut in (GB 3095: China Standard Time), from ref.aqi_rules."""
-    zones = {
-        r[0] for r in con.execute("select natural_day_timezone from int.air_rule_sets").fetchall()
-    }
+    rows = con.execute("select natural_day_timezone from int.air_rule_sets").fetchall()
+    zones: set[str] = {r[0] for r in rows}
     if len(zones) != 1:
         raise ValueError(f"aqi_rules: expected one natural_day_timezone, got {sorted(zones)}")
     return zones.pop()
@@ -57,7 +54,10 @@ def compute_air_range(
     start: date,
     end: date,
     *,
+    settings: Settings | None = None,
     as_of: datetime | None = None,
+    extend: bool = True,
+    prepared: bool = False,
 ) -> None:
     """(Re)build every air intermediate and mart row for the natural days start..end (idempotent).
 
@@ -65,47 +65,49 @@ def compute_air_range(
     hours of ``start`` need them), and the day after ``end`` is recomputed when it was computed
     before (its first 8h / 24h windows read ``end``'s last hours). Year-to-date rows (good-days
     ratio, annual statistics) are rebuilt from ``start`` up to the last computed day of that
-    year, since a changed day changes every later day's year-to-date value. ``as_of`` (default: now) decides the
-    provisional/final status.
+    year, since a changed day changes every later day's year-to-date value (always: ``extend``
+    is not used). ``as_of`` (default: now) decides the provisional/final status. Days are cut in
+    the zone of the air rules (``natural_day_timezone``, GB 3095), not in ``settings.timezone``.
     """
     if end < start:
         raise ValueError(f"empty range {start}..{end}")
-    prepare(con)
+    if not prepared:
+        prepare(con, settings or get_settings())
     SQL.run(con, MACROS)
     computed_at = datetime.now().astimezone()
     as_of = as_of or computed_at
     with transaction(con):
         SQL.run(con, RULE_SETS_MODEL)
         tz = natural_day_timezone(con)
-        as_of_date = con.execute(
-            "select timezone($tz, $t::timestamptz)::date", {"tz": tz, "t": as_of}
-        ).fetchone()[0]  # type: ignore[index]
+        as_of_date = _scalar(
+            con, "select timezone($tz, $t::timestamptz)::date", {"tz": tz, "t": as_of}
+        )
         # The 8h and 24h windows of the first hours of end + 1 read end's last hours: a day
         # already computed after the range is recomputed with it.
         after = end + timedelta(days=1)
-        has_after = con.execute(
-            "select count(*) from kpi.kpi_daily_air where local_date = $d", {"d": after}
-        ).fetchone()[0]  # type: ignore[index]
-        params = {
+        has_after = _scalar(
+            con, "select count(*) from kpi.kpi_daily_air where local_date = $d", {"d": after}
+        )
+        last_day: date = after if has_after else end
+        params: dict[str, object] = {
             "start_date": start,
-            "end_date": after if has_after else end,
+            "end_date": last_day,
             "tz": tz,
             "as_of_date": as_of_date,
             "computed_at": computed_at,
         }
         for model in DAILY_MODELS:
-            SQL.run(con, _path(model), params)
-        last = con.execute(
+            SQL.run(con, f"{model}.sql", params)
+        last = _scalar(
+            con,
             "select max(local_date) from kpi.kpi_daily_air where year(local_date) = $y",
-            {"y": params["end_date"].year},  # type: ignore[attr-defined]
-        ).fetchone()[0]  # type: ignore[index]
-        params["cum_end_date"] = max(params["end_date"], last or end)
+            {"y": last_day.year},
+        )
+        params["cum_end_date"] = max(last_day, last or end)
         for model in CUMULATIVE_MODELS:
-            SQL.run(con, _path(model), params)
+            SQL.run(con, f"{model}.sql", params)
 
 
-def compute_air_day(
-    con: duckdb.DuckDBPyConnection, d: date, *, as_of: datetime | None = None
-) -> None:
-    """Recompute one natural day (and the year-to-date rows after it)."""
-    compute_air_range(con, d, d, as_of=as_of)
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object]) -> Any:
+    row = con.execute(sql, params).fetchone()
+    return row[0] if row else None

@@ -1,9 +1,11 @@
-"""The daily KPI run: recompute a natural day (plus late-data days), rebuild the KPI pack
-``kpi.kpi_values`` and record restatements of values that changed.
+"""The KPI run: recompute natural days with every feed of the KPI registry, rebuild the KPI pack
+``kpi.kpi_values``, record restatements of values that changed, finalize what left the
+look-back.
 
-``compute_day(settings|con, D, reason)`` is what the Airflow DAG and ``citypipe kpis`` use;
-``compute_range`` is the whole-range path (backfill, benchmark) that runs every SQL model once
-over ``start..end`` instead of once per day.
+``compute_day`` recomputes a day and every day that needs it again (dirty, open events): the
+daily DAG (``steps.kpis``) does the same in two steps. ``backfill`` computes a date range in
+chunks (``citypipe backfill``); ``compute_range`` is one range pass (both, and the benchmark).
+The reference tables are loaded once per run (``prepare``), then every feed runs ``prepared``.
 """
 
 from __future__ import annotations
@@ -14,23 +16,22 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
 
-from common.settings import Settings
+from common.settings import Settings, get_settings
+from common.sql import transaction
 from transforms import SQL
-from transforms.models import DEFAULT_TZ, prepare, transaction
+from transforms.prepare import prepare
+from transforms.registry import KPIS
 from transforms.status import lookback_days as configured_lookback
-from transforms.traffic import compute_traffic_range
-from transforms.water import compute_water_range
-from transforms.waterlogging import compute_waterlogging_range, ongoing_event_days
+from transforms.waterlogging import ongoing_event_days
 
 log = logging.getLogger(__name__)
 
 PACK_MODELS = ("pack_aqi", "pack_air_station", "pack_water", "pack_waterlogging", "pack_traffic")
-
-RangeFn = Callable[[duckdb.DuckDBPyConnection, date, date], None]
 
 
 @dataclass
@@ -46,36 +47,13 @@ class RunSummary:
     feeds: list[str] = field(default_factory=list)
 
 
-def local_today(tz: str = DEFAULT_TZ) -> date:
-    return datetime.now(ZoneInfo(tz)).date()
-
-
-def _air_range() -> RangeFn | None:
-    # Imported lazily: the air module (H4a) is optional for a deployment without air stations.
-    try:
-        from transforms.air import compute_air_range
-    except ImportError:  # pragma: no cover - air landed; kept for partial installs
-        return None
-    return compute_air_range
-
-
-def feed_functions() -> dict[str, RangeFn]:
-    fns: dict[str, RangeFn] = {}
-    air = _air_range()
-    if air is not None:
-        fns["air"] = air
-    fns["water"] = compute_water_range
-    fns["waterlogging"] = compute_waterlogging_range
-    fns["traffic"] = compute_traffic_range
-    return fns
-
-
 def days_to_recompute(
     con: duckdb.DuckDBPyConnection, target_day: date, lookback_days: int | None = None
 ) -> list[date]:
     """The target day, the dirty days (core.dirty_days not yet consumed) within the look-back,
-    and the start days of waterlogging events still open (so late readings can close them)."""
-    lookback = configured_lookback(target_day) if lookback_days is None else lookback_days
+    and the start days of waterlogging events still open (so late readings can close them).
+    Without ``lookback_days`` the status rule's look-back applies (needs ``prepare()``)."""
+    lookback = configured_lookback(con, target_day) if lookback_days is None else lookback_days
     since = target_day - timedelta(days=lookback)
     days = {target_day}
     if _table_exists(con, "core", "dirty_days"):
@@ -105,6 +83,8 @@ def compute_range(
     as_of: datetime | None = None,
     *,
     extend: bool = True,
+    settings: Settings | None = None,
+    prepared: bool = False,
 ) -> RunSummary:
     """Recompute every feed for the natural days start..end, then the pack and restatements.
 
@@ -113,19 +93,16 @@ def compute_range(
     """
     if end < start:
         raise ValueError(f"empty range {start}..{end}")
+    settings = settings or get_settings()
     started = datetime.now().astimezone()
     as_of = as_of or started
-    as_of_date = as_of.astimezone(ZoneInfo(DEFAULT_TZ)).date()
+    as_of_date = as_of.astimezone(ZoneInfo(settings.timezone)).date()
     summary = RunSummary(uuid.uuid4().hex, reason, start, end, as_of_date)
-    prepare(con)
-    for feed, fn in feed_functions().items():
+    if not prepared:
+        prepare(con, settings)
+    for feed, compute in KPIS.items():
         log.info("computing %s %s..%s", feed, start, end)
-        if feed == "air":
-            fn(con, start, end, as_of=as_of)  # type: ignore[call-arg]
-        elif feed == "water":
-            fn(con, start, end, extend=extend)  # type: ignore[call-arg]
-        else:
-            fn(con, start, end)
+        compute(con, start, end, settings=settings, as_of=as_of, extend=extend, prepared=True)
         summary.feeds.append(feed)
     pack_end = _last_packed_day(con, end) if extend else end
     summary.days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
@@ -136,14 +113,14 @@ def compute_range(
         "reason": reason,
     }
     with transaction(con):
-        SQL.run(con, SQL.root / "pack" / "macros.sql")
-        SQL.run(con, SQL.root / "pack" / "snapshot.sql", params)
+        SQL.run(con, "pack/macros.sql")
+        SQL.run(con, "pack/snapshot.sql", params)
         for model in PACK_MODELS:
-            SQL.run(con, SQL.root / "pack" / f"{model}.sql", params)
-        before = _count(con, "select count(*) from kpi.kpi_restatements")
-        SQL.run(con, SQL.root / "pack" / "restatements.sql", params)
-        summary.n_restatements = _count(con, "select count(*) from kpi.kpi_restatements") - before
-        summary.n_values = _count(
+            SQL.run(con, f"pack/{model}.sql", params)
+        before = _scalar(con, "select count(*) from kpi.kpi_restatements")
+        SQL.run(con, "pack/restatements.sql", params)
+        summary.n_restatements = _scalar(con, "select count(*) from kpi.kpi_restatements") - before
+        summary.n_values = _scalar(
             con,
             "select count(*) from kpi.kpi_values where local_date between ? and ?",
             [start, pack_end],
@@ -174,7 +151,7 @@ def compute_range(
 
 def finalize(con: duckdb.DuckDBPyConnection, as_of_date: date) -> None:
     """Promote pack rows whose day has left the look-back (and has coverage) to final."""
-    SQL.run(con, SQL.root / "pack" / "finalize.sql", {"as_of_date": as_of_date})
+    SQL.run(con, "pack/finalize.sql", {"as_of_date": as_of_date})
 
 
 def mark_consumed(
@@ -203,10 +180,14 @@ def compute_day(
     Days between the earliest such day and ``local_date`` are recomputed in one range pass
     (their month/year-to-date values depend on the earlier days).
     """
+    settings = target if isinstance(target, Settings) else get_settings()
     with _connection(target) as con:
         started = datetime.now().astimezone()
+        prepare(con, settings)
         days = days_to_recompute(con, local_date, lookback_days)
-        summary = compute_range(con, days[0], local_date, reason, as_of=as_of)
+        summary = compute_range(
+            con, days[0], local_date, reason, as_of=as_of, settings=settings, prepared=True
+        )
         mark_consumed(con, days[0], local_date, started)
         finalize(con, summary.as_of_date)
         summary.days = days
@@ -225,22 +206,31 @@ def backfill(
     """Compute start..end in order, ``chunk_days`` natural days per range pass (idempotent)."""
     if end < start:
         raise ValueError(f"empty range {start}..{end}")
+    settings = target if isinstance(target, Settings) else get_settings()
     out: list[RunSummary] = []
     with _connection(target) as con:
         started = datetime.now().astimezone()
+        prepare(con, settings)
         cur = start
         while cur <= end:
             chunk_end = min(end, cur + timedelta(days=chunk_days - 1))
             # Later chunks recompute the later days: only the last one extends to year end.
             summary = compute_range(
-                con, cur, chunk_end, reason, as_of=as_of, extend=chunk_end == end
+                con,
+                cur,
+                chunk_end,
+                reason,
+                as_of=as_of,
+                extend=chunk_end == end,
+                settings=settings,
+                prepared=True,
             )
             out.append(summary)
             if progress is not None:
                 progress(cur, chunk_end, summary)
             cur = chunk_end + timedelta(days=1)
         mark_consumed(con, start, end, started)
-        finalize(con, (as_of or started).astimezone(ZoneInfo(DEFAULT_TZ)).date())
+        finalize(con, (as_of or started).astimezone(ZoneInfo(settings.timezone)).date())
     return out
 
 
@@ -259,86 +249,25 @@ def _connection(
 
 
 def _last_packed_day(con: duckdb.DuckDBPyConnection, end: date) -> date:
-    last = _count(
+    last: date | None = _scalar(
         con,
         "select max(local_date) from kpi.kpi_values where year(local_date) = ?",
         [end.year],
     )
-    return max(end, last) if last else end  # type: ignore[type-var,return-value]
+    return max(end, last) if last else end
 
 
-def _count(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None):  # type: ignore[no-untyped-def]
-    return con.execute(sql, params or []).fetchone()[0]  # type: ignore[index]
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> Any:
+    row = con.execute(sql, params or []).fetchone()
+    return row[0] if row else None
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     return bool(
-        con.execute(
+        _scalar(
+            con,
             "select count(*) from information_schema.tables"
             " where table_schema = ? and table_name = ?",
             [schema, table],
-        ).fetchone()[0]  # type: ignore[index]
-    )
-
-
-# --- Steps of the citypipe_daily_kpis DAG (plain functions: the DAG file only wires them) ---
-
-
-def target_day(conf: dict[str, object] | None, logical_date: datetime | None, tz: str) -> date:
-    """The natural day a run computes: conf["date"] when given (``citypipe run --date D``),
-    else the local day before the run's logical date (the 01:00 run computes yesterday)."""
-    if conf and conf.get("date"):
-        return date.fromisoformat(str(conf["date"]))
-    if logical_date is None:
-        raise ValueError("neither conf['date'] nor a logical date")
-    return logical_date.astimezone(ZoneInfo(tz)).date() - timedelta(days=1)
-
-
-def plan_step(settings: Settings, target: date) -> dict[str, object]:
-    """Which days this run recomputes (read under the lock, so no loader is mid-write)."""
-    from warehouse.db import writer
-
-    with writer(settings) as con:
-        prepare(con)
-        days = days_to_recompute(con, target)
-    return {"target": target.isoformat(), "days": [d.isoformat() for d in days]}
-
-
-def compute_step(settings: Settings, plan: dict[str, object], reason: str) -> dict[str, object]:
-    """Recompute plan's days (one range pass), consume dirty days, finalize; a JSON summary."""
-    from warehouse.db import writer
-
-    days = [date.fromisoformat(str(d)) for d in plan["days"]]  # type: ignore[attr-defined]
-    with writer(settings) as con:
-        started = datetime.now().astimezone()
-        s = compute_range(con, days[0], days[-1], reason)
-        mark_consumed(con, days[0], days[-1], started)
-        finalize(con, s.as_of_date)
-    return {
-        "run_id": s.run_id,
-        "reason": reason,
-        "start": s.start.isoformat(),
-        "end": s.end.isoformat(),
-        "n_values": s.n_values,
-        "n_restatements": s.n_restatements,
-        "feeds": s.feeds,
-    }
-
-
-def restatements_step(settings: Settings, summary: dict[str, object]) -> list[dict[str, object]]:
-    """The restatements the run recorded (logged; a publisher would announce them)."""
-    from warehouse.db import reader
-
-    with reader(settings) as con:
-        cur = con.execute(
-            "select kpi_id, local_date, dimension, old_value, new_value, old_value_text,"
-            " new_value_text from kpi.kpi_restatements r"
-            " where reason = ? order by local_date, kpi_id, dimension",
-            [f"{summary.get('reason', '')}"],
         )
-        cols = [c[0] for c in cur.description]
-        rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
-    for r in rows:
-        log.warning("restated %(kpi_id)s %(local_date)s %(dimension)s: %(old_value)s -> "
-                    "%(new_value)s", r)  # fmt: skip
-    return [{k: (v.isoformat() if isinstance(v, date) else v) for k, v in r.items()} for r in rows]
+    )

@@ -3,11 +3,12 @@ congestion level and TTI, VKT-weighted TTI and TPI per scope and hour, daily pea
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import duckdb
 
-from transforms.models import DEFAULT_TZ, prepare, run_models
+from common.settings import Settings, get_settings
+from transforms.prepare import prepare, run_models
 
 MODELS = (
     "intermediate/int_traffic_detector_hourly",
@@ -17,12 +18,18 @@ MODELS = (
 
 
 def compute_traffic_range(
-    con: duckdb.DuckDBPyConnection, start: date, end: date, tz: str = DEFAULT_TZ
+    con: duckdb.DuckDBPyConnection,
+    start: date,
+    end: date,
+    *,
+    settings: Settings | None = None,
+    as_of: datetime | None = None,
+    extend: bool = True,
+    prepared: bool = False,
 ) -> None:
-    """(Re)build every traffic row of the natural days start..end (idempotent)."""
-    prepare(con)
-    run_models(con, MODELS, start, end, tz)
-
-
-def compute_traffic_day(con: duckdb.DuckDBPyConnection, d: date) -> None:
-    compute_traffic_range(con, d, d)
+    """(Re)build every traffic row of the natural days start..end (idempotent). Traffic rows
+    carry no status and no period values: ``as_of`` and ``extend`` are not used."""
+    settings = settings or get_settings()
+    if not prepared:
+        prepare(con, settings)
+    run_models(con, MODELS, start, end, settings.timezone)

@@ -3,11 +3,13 @@ day / month-to-date / year-to-date, county shares and drinking-water source comp
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import duckdb
 
-from transforms.models import prepare, run_models, transaction
+from common.settings import Settings, get_settings
+from common.sql import transaction
+from transforms.prepare import prepare, run_models
 
 DAILY_MODELS = (
     "intermediate/int_water_item_daily",
@@ -22,28 +24,36 @@ PERIOD_MODELS = (
 
 
 def compute_water_range(
-    con: duckdb.DuckDBPyConnection, start: date, end: date, *, extend: bool = True
+    con: duckdb.DuckDBPyConnection,
+    start: date,
+    end: date,
+    *,
+    settings: Settings | None = None,
+    as_of: datetime | None = None,
+    extend: bool = True,
+    prepared: bool = False,
 ) -> None:
     """(Re)build every water row for the natural days start..end (idempotent).
 
     Month- and year-to-date values of a day read the daily sums of the earlier days of the
     year from ``int.int_water_item_daily``, which earlier runs keep. The period rows are rebuilt
     up to the last already computed day of ``end``'s year, which a change before it affects
-    (``extend=False`` skips that when the caller computes those days next anyway).
+    (``extend=False`` skips that when the caller computes those days next anyway). Water rows
+    carry no status, so ``as_of`` is not used.
     """
-    prepare(con)
+    settings = settings or get_settings()
+    if not prepared:
+        prepare(con, settings)
     with transaction(con):
-        run_models(con, DAILY_MODELS, start, end)
-        run_models(con, PERIOD_MODELS, start, period_end(con, end) if extend else end)
+        run_models(con, DAILY_MODELS, start, end, settings.timezone)
+        period_last = _period_end(con, end) if extend else end
+        run_models(con, PERIOD_MODELS, start, period_last, settings.timezone)
 
 
-def period_end(con: duckdb.DuckDBPyConnection, end: date) -> date:
-    last = con.execute(
+def _period_end(con: duckdb.DuckDBPyConnection, end: date) -> date:
+    row = con.execute(
         "select max(as_of_date) from kpi.kpi_period_water_section where year(as_of_date) = ?",
         [end.year],
-    ).fetchone()[0]  # type: ignore[index]
+    ).fetchone()
+    last: date | None = row[0] if row else None
     return max(end, last) if last else end
-
-
-def compute_water_day(con: duckdb.DuckDBPyConnection, d: date) -> None:
-    compute_water_range(con, d, d)

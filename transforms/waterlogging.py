@@ -3,25 +3,33 @@ from the depth series and daily rollups per district and county."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import duckdb
 
-from transforms.models import DEFAULT_TZ, prepare, run_models
+from common.settings import Settings, get_settings
+from transforms.prepare import prepare, run_models
 
 MODELS = ("marts/kpi_event_waterlogging", "marts/kpi_daily_waterlogging")
 
 
 def compute_waterlogging_range(
-    con: duckdb.DuckDBPyConnection, start: date, end: date, tz: str = DEFAULT_TZ
+    con: duckdb.DuckDBPyConnection,
+    start: date,
+    end: date,
+    *,
+    settings: Settings | None = None,
+    as_of: datetime | None = None,
+    extend: bool = True,
+    prepared: bool = False,
 ) -> None:
-    """(Re)build the events starting on start..end and the daily rollups of those days."""
-    prepare(con)
-    run_models(con, MODELS, start, end, tz)
-
-
-def compute_waterlogging_day(con: duckdb.DuckDBPyConnection, d: date) -> None:
-    compute_waterlogging_range(con, d, d)
+    """(Re)build the events starting on start..end and the daily rollups of those days.
+    Waterlogging rows carry no status and no period values: ``as_of`` and ``extend`` are not
+    used."""
+    settings = settings or get_settings()
+    if not prepared:
+        prepare(con, settings)
+    run_models(con, MODELS, start, end, settings.timezone)
 
 
 def ongoing_event_days(con: duckdb.DuckDBPyConnection, since: date, until: date) -> list[date]:

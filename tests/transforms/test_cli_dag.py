@@ -11,8 +11,9 @@ import pytest
 
 from citypipe.cli import main
 from common.settings import Settings
+from steps.kpis import target_day
 from transforms.cli import KPI_KEYS
-from transforms.daily import compute_day, target_day
+from transforms.daily import compute_day
 
 CST = timezone(timedelta(hours=8))
 D = date(2026, 6, 10)

@@ -9,7 +9,9 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import duckdb
 import pytest
 
+from common.settings import Settings
 from transforms.daily import backfill, compute_day, days_to_recompute
+from transforms.prepare import prepare
 
 CST = timezone(timedelta(hours=8))
 D = date(2026, 6, 10)
@@ -122,16 +124,18 @@ def test_late_data_restates_and_is_consumed(wh, insert_obs) -> None:
     assert compute_day(wh, nxt, "daily", as_of=AS_OF + timedelta(days=1)).n_restatements == 0
 
 
-def test_dirty_days_outside_lookback_are_ignored(wh) -> None:
+def test_dirty_days_outside_lookback_are_ignored(wh, settings: Settings) -> None:
+    prepare(wh, settings)  # the look-back is read from the status rule (ref.kpi_status)
     mark_dirty(wh, "air", D - timedelta(days=8))
     mark_dirty(wh, "air", D - timedelta(days=7))
     mark_dirty(wh, "air", D + timedelta(days=1))
     assert days_to_recompute(wh, D) == [D - timedelta(days=7), D]
 
 
-def test_dirty_air_day_recomputes_the_day_before(wh) -> None:
+def test_dirty_air_day_recomputes_the_day_before(wh, settings: Settings) -> None:
     # An hourly air value stamped D 00:00 (the mean of D-1 23:00-24:00) dirties D, but it is
     # D-1's last hour: D-1 must be recomputed too. Other feeds need no such neighbour.
+    prepare(wh, settings)
     mark_dirty(wh, "air", D - timedelta(days=2))
     mark_dirty(wh, "water", D - timedelta(days=5))
     assert days_to_recompute(wh, D) == [

@@ -7,7 +7,7 @@ import pytest
 
 from common.migrate import MigrationError, migrate
 from transforms import MIGRATIONS_DIR
-from transforms.reference import ReferenceError, load_reference
+from transforms.standards import StandardsError, load_standards
 
 
 def test_kpi_migrations_run_once_and_an_edited_one_is_refused(tmp_path: Path) -> None:
@@ -28,20 +28,20 @@ def test_kpi_migrations_run_once_and_an_edited_one_is_refused(tmp_path: Path) ->
         migrate(con, mig)
 
 
-def test_load_reference_replaces_and_requires_source(tmp_path: Path) -> None:
+def test_load_standards_replaces_and_requires_source(tmp_path: Path) -> None:
     d = tmp_path / "standards"
     d.mkdir()
     (d / "limits.csv").write_text("item,limit_v,source,valid_from\nph,9,GB 3838-2002,2002-06-01\n")
     con = duckdb.connect()
-    assert load_reference(con, d) == {"ref.limits": 1}
+    assert load_standards(con, d) == {"ref.limits": 1}
     (d / "limits.csv").write_text(
         "item,limit_v,source,valid_from\nph,9,GB,2002-06-01\ndo,2,GB,2002-06-01\n"
     )
-    assert load_reference(con, d) == {"ref.limits": 2}
+    assert load_standards(con, d) == {"ref.limits": 2}
     assert con.execute("select typeof(valid_from) from ref.limits limit 1").fetchone() == ("DATE",)
     (d / "bad.csv").write_text("item,v\nx,1\n")
-    with pytest.raises(ReferenceError, match="source"):
-        load_reference(con, d)
+    with pytest.raises(StandardsError, match="source"):
+        load_standards(con, d)
 
 
 OLD_AIR_DDL = Path(__file__).parent / "data" / "0100_air_as_of_502579b.sql"

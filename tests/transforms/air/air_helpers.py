@@ -13,9 +13,10 @@ import duckdb
 import pyarrow as pa
 from air_reference_impl import COLUMN, CST, POLLUTANTS, Reading
 
+from common.settings import get_settings
 from transforms import SQL
 from transforms.air import MACROS, RULE_SETS_MODEL
-from transforms.models import prepare
+from transforms.prepare import prepare
 
 ASSESSMENT = ("WS-AIR-01", "WS-AIR-02", "WS-AIR-03", "WS-AIR-04")
 MICRO = tuple(f"WS-AIR-M0{i}" for i in range(1, 9))
@@ -84,7 +85,7 @@ def aqi_for_county_days(
 ) -> dict[date, dict[str, object]]:
     """Write county concentrations straight into int.air_daily_county and run the production
     IAQI and AQI models (int_air_iaqi, int_air_aqi) over them."""
-    prepare(con)
+    prepare(con, get_settings())
     SQL.run(con, MACROS)
     SQL.run(con, RULE_SETS_MODEL)
     con.execute("delete from int.air_daily_county")

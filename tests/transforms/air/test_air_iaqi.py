@@ -309,11 +309,12 @@ def test_every_1h_breakpoint_is_exact(mem: duckdb.DuckDBPyConnection) -> None:
     """The 1h tables (SO2, NO2, CO, O3) through the real-time inputs of int_air_iaqi."""
     from datetime import datetime
 
+    from common.settings import get_settings
     from transforms import SQL
     from transforms.air import MACROS, RULE_SETS_MODEL
-    from transforms.models import prepare
+    from transforms.prepare import prepare
 
-    prepare(mem)
+    prepare(mem, get_settings())
     SQL.run(mem, MACROS)
     SQL.run(mem, RULE_SETS_MODEL)
     rows, expected = [], {}

@@ -379,7 +379,7 @@ def test_county_mean_of_rounded_station_values_is_a_rule_parameter(
     # county_mean_of_rounded it is the mean of the values as published (half-even integers).
     import shutil
 
-    import transforms.reference as reference
+    from common.settings import REPO_ROOT
 
     # PM2.5 daily means 10.5 and 12.5 publish as 10 and 12 (half-even), 11.0 twice as 11
     start = local(2026, 6, 10)
@@ -396,8 +396,9 @@ def test_county_mean_of_rounded_station_values_is_a_rule_parameter(
     ).fetchone()[0]
     assert exact == Decimal("11.250000")  # (10.5 + 12.5 + 11 + 11) / 4
 
-    standards = tmp_path / "standards"
-    shutil.copytree(reference.STANDARDS_DIR, standards)
+    # A deployment's own reference folder (CITYPIPE_REFERENCE_DIR) with the rule changed.
+    shutil.copytree(REPO_ROOT / "reference", tmp_path / "reference")
+    standards = tmp_path / "reference" / "standards"
     rules = standards / "aqi_rules.csv"
     rules.write_text(
         rules.read_text(encoding="utf-8").replace(
@@ -405,7 +406,7 @@ def test_county_mean_of_rounded_station_values_is_a_rule_parameter(
         ),
         encoding="utf-8",
     )
-    monkeypatch.setattr(reference, "STANDARDS_DIR", standards)
+    monkeypatch.setenv("CITYPIPE_REFERENCE_DIR", str(tmp_path / "reference"))
     compute_air_range(mem, date(2026, 6, 10), date(2026, 6, 10), as_of=AS_OF)
     rounded = mem.execute(
         "select pm25_ugm3 from int.air_daily_county where local_date = ?", [date(2026, 6, 10)]

@@ -41,30 +41,3 @@ create or replace temp macro air_iaqi_segment(c, bp_lo, bp_hi, iaqi_lo, iaqi_hi)
         (iaqi_hi - iaqi_lo)::hugeint * (air_micro(c) - air_micro(bp_lo))
         + (air_micro(bp_hi) - air_micro(bp_lo)) - 1
     ) // (air_micro(bp_hi) - air_micro(bp_lo));
-
--- 'final' once the day is older than the late-data look-back and its coverage is at least the
--- threshold, else 'provisional' (reference/standards/kpi_status.csv, row feed = air).
--- Before the first rule's valid_from the first rule applies (a backfill must not lose it).
-create or replace temp macro air_status_for(day, as_of_date, coverage_pct) as
-    case
-        when
-            coverage_pct is not null
-            and day < as_of_date - (
-                select coalesce(
-                    arg_max(lookback_days, valid_from) filter (where valid_from <= as_of_date),
-                    arg_min(lookback_days, valid_from)
-                )::integer
-                from ref.kpi_status
-                where feed = 'air'
-            )
-            and coverage_pct >= (
-                select coalesce(
-                    arg_max(min_coverage_pct, valid_from) filter (where valid_from <= as_of_date),
-                    arg_min(min_coverage_pct, valid_from)
-                )::double
-                from ref.kpi_status
-                where feed = 'air'
-            )
-            then 'final'
-        else 'provisional'
-    end;

@@ -1,6 +1,7 @@
 -- kpi.kpi_daily_air: one row per local_date of $start_date .. $end_date: the county's daily air
 -- quality (HJ 633 daily AQI from the mean of the assessment stations, HJ 663). A valid day has a
--- published AQI; a good day has AQI <= good_max_aqi (100). status from air_status_for().
+-- published AQI; a good day has AQI <= good_max_aqi (100). status from kpi_status()
+-- (status_macros.sql).
 delete from kpi.kpi_daily_air where local_date between $start_date and $end_date;
 
 insert into kpi.kpi_daily_air
@@ -48,7 +49,7 @@ select
     coalesce(a.count_available, 0),
     c.count_assessment_stations,
     c.coverage_pct,
-    air_status_for(c.local_date, $as_of_date, c.coverage_pct),
+    kpi_status('air', c.local_date, $as_of_date, c.coverage_pct),
     $computed_at
 from county as c
 left join aqi as a on c.local_date = a.local_date;

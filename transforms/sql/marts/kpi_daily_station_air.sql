@@ -37,7 +37,7 @@ select
     coalesce(a.is_good, false),
     coalesce(a.excluded_missing_pollutant, false),
     s.coverage_pct,
-    air_status_for(s.local_date, $as_of_date, s.coverage_pct),
+    kpi_status('air', s.local_date, $as_of_date, s.coverage_pct),
     $computed_at
 from station as s
 left join aqi as a on s.site_id = a.scope and s.local_date = a.local_date;

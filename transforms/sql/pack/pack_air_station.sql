@@ -50,7 +50,7 @@ select
     category_zh as value_text,
     'AQI' as unit,
     null::double as target,
-    pack_status('air', local_date, $as_of_date::date, coverage_pct) as status,
+    kpi_status('air', local_date, $as_of_date::date, coverage_pct) as status,
     coverage_pct,
     json_object(
         'is_assessment', is_assessment,
@@ -92,7 +92,7 @@ select
     unit,
     null,
     -- a year-to-date statistic is final when the year so far is (kpi_annual_air.status)
-    pack_status('air', local_date, $as_of_date::date, 100.0),
+    kpi_status('air', local_date, $as_of_date::date, 100.0),
     null,
     json_object(
         'exact', round(exact, 6),

@@ -27,7 +27,7 @@ select
     category_zh as value_text,
     'AQI' as unit,
     null::double as target,
-    pack_status('air', local_date, $as_of_date::date, coverage_pct) as status,
+    kpi_status('air', local_date, $as_of_date::date, coverage_pct) as status,
     coverage_pct,
     json_object(
         'rule_set', rule_set,
@@ -56,7 +56,7 @@ select
     null,
     'µg/m³',
     null,
-    pack_status('air', d.local_date, $as_of_date::date, d.coverage_pct),
+    kpi_status('air', d.local_date, $as_of_date::date, d.coverage_pct),
     d.coverage_pct,
     json_object(
         'rule_set', d.rule_set,
@@ -83,7 +83,7 @@ select
     ytd_good_days || '/' || ytd_valid_days,
     '%',
     coalesce(pack_target('air.good_days_ratio', local_date), target_pct::double),
-    pack_status('air', local_date, $as_of_date::date, coverage_pct),
+    kpi_status('air', local_date, $as_of_date::date, coverage_pct),
     coverage_pct,
     json_object(
         'mtd_good_days', mtd_good_days,

@@ -16,7 +16,7 @@ select
     peak_level as value_text,
     'TPI' as unit,
     null::double as target,
-    pack_status('traffic', local_date, $as_of_date::date, coverage_pct) as status,
+    kpi_status('traffic', local_date, $as_of_date::date, coverage_pct) as status,
     coverage_pct,
     json_object(
         'level_zh', peak_level_zh,
@@ -42,7 +42,7 @@ select
     null,
     'h',
     null,
-    pack_status('traffic', local_date, $as_of_date::date, coverage_pct),
+    kpi_status('traffic', local_date, $as_of_date::date, coverage_pct),
     coverage_pct,
     json_object('detector_hours_moderate_or_heavy', detector_hours_moderate_or_heavy),
     now()

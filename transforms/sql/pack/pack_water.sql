@@ -63,7 +63,7 @@ select
     class_label as value_text,
     'class' as unit,
     target_class_no::double as target,
-    pack_status('water', as_of_date, $as_of_date::date, coverage_pct) as status,
+    kpi_status('water', as_of_date, $as_of_date::date, coverage_pct) as status,
     coverage_pct,
     json_object(
         'grade_zh', grade_zh,
@@ -100,7 +100,7 @@ select
     end || '/' || c.n_assessed,
     '%',
     pack_target(k.kpi_id, c.local_date),
-    pack_status('water', c.local_date, $as_of_date::date, c.coverage_pct),
+    kpi_status('water', c.local_date, $as_of_date::date, c.coverage_pct),
     c.coverage_pct,
     json_object(
         'period', 'day',
@@ -136,7 +136,7 @@ select
     n_compliant || '/' || n_assessed,
     '%',
     pack_target('water.drinking_source_compliance', local_date),
-    pack_status('water', local_date, $as_of_date::date, coverage_pct),
+    kpi_status('water', local_date, $as_of_date::date, coverage_pct),
     coverage_pct,
     json_object(
         'period', 'day',

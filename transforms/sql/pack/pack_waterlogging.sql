@@ -16,7 +16,7 @@ select
     max_level as value_text,
     'events' as unit,
     null::double as target,
-    pack_status('waterlogging', local_date, $as_of_date::date, coverage_pct) as status,
+    kpi_status('waterlogging', local_date, $as_of_date::date, coverage_pct) as status,
     coverage_pct,
     json_object(
         'n_points', n_points,
@@ -42,7 +42,7 @@ select
     null,
     'h',
     null,
-    pack_status('waterlogging', local_date, $as_of_date::date, coverage_pct),
+    kpi_status('waterlogging', local_date, $as_of_date::date, coverage_pct),
     coverage_pct,
     json_object('n_events', n_events, 'n_ongoing', n_ongoing),
     now()
@@ -58,7 +58,7 @@ select
     max_level,
     'cm',
     null,
-    pack_status('waterlogging', local_date, $as_of_date::date, coverage_pct),
+    kpi_status('waterlogging', local_date, $as_of_date::date, coverage_pct),
     coverage_pct,
     json_object('n_points_reporting', n_points_reporting),
     now()
