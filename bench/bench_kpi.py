@@ -48,12 +48,12 @@ GEN_AIR = (
 insert into core.obs_air by name
 with t as (
     select s.site_id, s.device_ids[1] as device_id, s.period_s,
-        $start::timestamptz - interval 8 hour + to_seconds(i * s.period_s) as observed_at,
+        timezone($tz, $start::timestamp) + to_seconds(i * s.period_s) as observed_at,
         i, hash(s.site_id) % 7 as k
     from core.dim_site s, range(0, $days * 86400 // 60) r(i)
     where s.kind = 'air_station'
 )
-select site_id, device_id, observed_at, timezone('Asia/Shanghai', observed_at)::date as local_date,
+select site_id, device_id, observed_at, timezone($tz, observed_at)::date as local_date,
     period_s, i as seq,
     25 + k + 15 * sin(i / 1440.0 * 2 * pi()) + (i % 13) as pm25_ugm3,
     45 + k + 20 * sin(i / 1440.0 * 2 * pi()) + (i % 17) as pm10_ugm3,
@@ -71,12 +71,12 @@ GEN_WATERLOGGING = (
 insert into core.obs_waterlogging by name
 with t as (
     select s.site_id, s.device_ids[1] as device_id, s.period_s,
-        $start::timestamptz - interval 8 hour + to_seconds(i * s.period_s) as observed_at,
+        timezone($tz, $start::timestamp) + to_seconds(i * s.period_s) as observed_at,
         i, hash(s.site_id) % 11 as k
     from core.dim_site s, range(0, $days * 86400 // 60) r(i)
     where s.kind = 'waterlogging_point'
 )
-select site_id, device_id, observed_at, timezone('Asia/Shanghai', observed_at)::date as local_date,
+select site_id, device_id, observed_at, timezone($tz, observed_at)::date as local_date,
     period_s, i as seq,
     -- a 3-hour storm every 9 days from 14:00 local, deeper at some points
     case when (i // 1440) % 9 = k % 9 and i % 1440 between 840 and 1020
@@ -93,13 +93,13 @@ GEN_TRAFFIC = (
 insert into core.obs_traffic by name
 with t as (
     select s.site_id, s.device_ids[1] as device_id, s.period_s, lane::smallint as lane,
-        $start::timestamptz - interval 8 hour + to_seconds(i * s.period_s) as observed_at,
+        timezone($tz, $start::timestamp) + to_seconds(i * s.period_s) as observed_at,
         i, s.free_flow_kmh as ff
     from core.dim_site s, range(0, $days * 86400 // 300) r(i), range(1, s.lanes + 1) l(lane)
     where s.kind = 'traffic_detector'
 )
 select site_id, device_id, lane, 'inbound' as direction, observed_at,
-    timezone('Asia/Shanghai', observed_at)::date as local_date, period_s, i as seq,
+    timezone($tz, observed_at)::date as local_date, period_s, i as seq,
     case when (i % 288) // 12 in (7, 8, 17, 18) then 40 + (i % 7) else 10 + (i % 5) end
         as volume_veh,
     case when (i % 288) // 12 in (7, 8, 17, 18) then ff * 0.55 + (i % 5) else ff * 0.9 end
@@ -115,12 +115,12 @@ GEN_WATER = (
 insert into core.obs_water by name
 with t as (
     select s.site_id, s.device_ids[1] as device_id, s.period_s,
-        $start::timestamptz - interval 8 hour + to_seconds(i * s.period_s) as observed_at,
+        timezone($tz, $start::timestamp) + to_seconds(i * s.period_s) as observed_at,
         i, hash(s.site_id) % 5 as k
     from core.dim_site s, range(0, $days * 86400 // 14400) r(i)
     where s.kind in ('water_section', 'drinking_water_source')
 )
-select site_id, device_id, observed_at, timezone('Asia/Shanghai', observed_at)::date as local_date,
+select site_id, device_id, observed_at, timezone($tz, observed_at)::date as local_date,
     period_s, i as seq,
     15.0 as water_temp_c, 7.2 + (i % 3) / 10 as ph, 7.8 - k * 0.5 as do_mgl,
     1.8 + k * 0.6 + (i % 4) / 10 as codmn_mgl, 0.12 + k * 0.1 as nh3n_mgl,
@@ -162,8 +162,9 @@ TARGET_DAY_S = 5.0
 PROFILE_TOP = 12  # model files listed per phase with --profile
 
 
-def generate(con: duckdb.DuckDBPyConnection, days: int) -> dict[str, int]:
-    params = {"start": datetime.combine(YEAR_START, datetime.min.time()), "days": days}
+def generate(con: duckdb.DuckDBPyConnection, days: int, tz: str) -> dict[str, int]:
+    # Local midnight of YEAR_START in the settings' time zone; local_date cut in that zone.
+    params = {"start": datetime.combine(YEAR_START, datetime.min.time()), "days": days, "tz": tz}
     counts = {}
     for feed, (delete_sql, insert_sql, count_sql) in FEEDS.items():
         con.execute(delete_sql)
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         migrate(con, WAREHOUSE_MIGRATIONS)
         load_dim_site(con, settings)
         t0 = time.perf_counter()
-        counts = generate(con, days)
+        counts = generate(con, days, settings.timezone)
         gen_s = time.perf_counter() - t0
         rows = sum(counts.values())
         print(f"generated {rows:,} rows over {days} days in {gen_s:.1f} s: {counts}")
@@ -221,17 +222,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bare GROUP BY (site, day): {base_s:.2f} s")
 
         fresh_s = timed("fresh range", args.profile, compute_range, con, YEAR_START, end, "bench")
-        n_values = _count(con, "select count(*) from kpi.kpi_values")
+        n_values = _count(con, "select count(*) from kpi.pack_values")
         print(f"fresh range {YEAR_START}..{end} ({n_values:,} KPI values): {fresh_s:.1f} s")
 
         day_s = timed("one day", args.profile, compute_day, con, end, "bench-day")
         print(f"one day {end} (daily path, dirty-day check): {day_s:.2f} s")
 
-        before = _count(con, "select count(*) from kpi.kpi_restatements")
+        before = _count(con, "select count(*) from kpi.restatements")
         again_s = timed(
             "recompute range", args.profile, compute_range, con, YEAR_START, end, "bench-again"
         )
-        restated = _count(con, "select count(*) from kpi.kpi_restatements") - before
+        restated = _count(con, "select count(*) from kpi.restatements") - before
         print(f"recompute range, same data: {again_s:.1f} s, restatements: {restated}")
     finally:
         con.close()

@@ -46,13 +46,13 @@ TIMEZONE = kpis.schedule_timezone()
 
 At 01:00 local time (`CITYPIPE_TIMEZONE`), computes natural day D = the previous local day:
 air (HJ 633 / HJ 663), water (GB 3838), waterlogging and traffic KPIs, then the KPI pack
-`kpi.kpi_values`.
+`kpi.pack_values`.
 
 - **Which day**: conf `{"date": "D"}` wins (`citypipe run citypipe_daily_kpis --date D`
   computes day D itself); otherwise D = local date of the logical date - 1 day.
 - **Late data**: days marked in `core.dirty_days` within the 7-day look-back, and days with a
   waterlogging event still open, are recomputed with D (one range pass, earliest day to D).
-- **Restatements**: a published value that changes is recorded in `kpi.kpi_restatements`.
+- **Restatements**: a published value that changes is recorded in `kpi.restatements`.
 - **Status**: provisional until the day has left the look-back with enough coverage
   (`reference/standards/kpi_status.csv`), then final.
 

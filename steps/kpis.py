@@ -7,7 +7,7 @@ Every day at 01:00 local time the DAG computes natural day D = the local day bef
    with a waterlogging event still open. It loads the standards reference tables, the one load
    of the run (read under the writer lock, so no loader is mid-write).
 2. ``compute``: one range pass over those days (every feed of the KPI registry, then the pack
-   ``kpi.kpi_values`` and its restatements), then the dirty days are consumed and the values
+   ``kpi.pack_values`` and its restatements), then the dirty days are consumed and the values
    that left the look-back are finalized.
 3. ``restatements``: the published values the run changed (logged; a publisher would announce
    them).

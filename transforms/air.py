@@ -1,7 +1,7 @@
 """Air-quality KPIs exactly as HJ 633 (2012 and 2026 rule sets), GB 3095 and HJ 663 define them.
 
-Every number is computed in SQL (``transforms/sql/intermediate/int_air_*.sql`` then
-``transforms/sql/marts/kpi_*_air.sql``) from ``core.obs_air`` and the reference data under
+Every number is computed in SQL (``transforms/sql/intermediate/air_*.sql`` then
+``transforms/sql/marts/air_*.sql``) from ``core.obs_air`` and the reference data under
 ``reference/standards/aqi_*.csv``; docs/kpis_air.md explains each KPI and convention.
 """
 
@@ -18,25 +18,25 @@ from transforms import SQL
 from transforms.prepare import prepare
 
 MACROS = "intermediate/air_macros.sql"
-RULE_SETS_MODEL = "intermediate/int_air_rule_sets.sql"
+RULE_SETS_MODEL = "intermediate/air_rule_sets.sql"
 
 # Day-partitioned models, in dependency order; each reads only tables built before it.
 DAILY_MODELS: tuple[str, ...] = (
-    "intermediate/int_air_hourly_station",
-    "intermediate/int_air_moving_station",
-    "intermediate/int_air_daily_station",
-    "intermediate/int_air_daily_county",
-    "intermediate/int_air_hourly_county",
-    "intermediate/int_air_iaqi",
-    "intermediate/int_air_aqi",
-    "marts/kpi_daily_air",
-    "marts/kpi_daily_station_air",
-    "marts/kpi_hourly_air",
+    "intermediate/air_hourly_station",
+    "intermediate/air_moving_station",
+    "intermediate/air_daily_station",
+    "intermediate/air_daily_county",
+    "intermediate/air_hourly_county",
+    "intermediate/air_iaqi",
+    "intermediate/air_aqi",
+    "marts/air_daily",
+    "marts/air_daily_station",
+    "marts/air_hourly",
 )
 # Year-to-date models: a changed day also changes every later day of its year.
 CUMULATIVE_MODELS: tuple[str, ...] = (
-    "marts/kpi_good_days_air",
-    "marts/kpi_annual_air",
+    "marts/air_good_days",
+    "marts/air_annual",
 )
 
 
@@ -86,7 +86,7 @@ def compute_air_range(
         # already computed after the range is recomputed with it.
         after = end + timedelta(days=1)
         has_after = _scalar(
-            con, "select count(*) from kpi.kpi_daily_air where local_date = $d", {"d": after}
+            con, "select count(*) from kpi.air_daily where local_date = $d", {"d": after}
         )
         last_day: date = after if has_after else end
         params: dict[str, object] = {
@@ -100,7 +100,7 @@ def compute_air_range(
             SQL.run(con, f"{model}.sql", params)
         last = _scalar(
             con,
-            "select max(local_date) from kpi.kpi_daily_air where year(local_date) = $y",
+            "select max(local_date) from kpi.air_daily where year(local_date) = $y",
             {"y": last_day.year},
         )
         params["cum_end_date"] = max(last_day, last or end)

@@ -53,13 +53,13 @@ def read_pack(settings: Settings, day: date, prefix: str | None = None) -> list[
     with reader(settings) as con:
         exists = con.execute(
             "select count(*) from information_schema.tables"
-            " where table_schema = 'kpi' and table_name = 'kpi_values'"
+            " where table_schema = 'kpi' and table_name = 'pack_values'"
         ).fetchone()[0]  # type: ignore[index]
         if not exists:
             return []
         cur = con.execute(
             "select kpi_id, dimension, value, value_text, unit, target, status, coverage_pct,"
-            " details, computed_at from kpi.kpi_values"
+            " details, computed_at from kpi.pack_values"
             " where local_date = ? and (? is null or starts_with(kpi_id, ?))"
             " order by kpi_id, dimension = 'county' desc, dimension",
             [day, prefix, prefix],

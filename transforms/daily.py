@@ -1,5 +1,5 @@
 """The KPI run: recompute natural days with every feed of the KPI registry, rebuild the KPI pack
-``kpi.kpi_values``, record restatements of values that changed, finalize what left the
+``kpi.pack_values``, record restatements of values that changed, finalize what left the
 look-back.
 
 ``compute_day`` recomputes a day and every day that needs it again (dirty, open events): the
@@ -70,7 +70,7 @@ def days_to_recompute(
             # (air, traffic) and waterlogging events put it in D-1: recompute the day before too.
             if feed in ("air", "traffic", "waterlogging") and day - timedelta(days=1) >= since:
                 days.add(day - timedelta(days=1))
-    if _table_exists(con, "kpi", "kpi_event_waterlogging"):
+    if _table_exists(con, "kpi", "waterlogging_events"):
         days.update(ongoing_event_days(con, since, target_day))
     return sorted(days)
 
@@ -117,16 +117,16 @@ def compute_range(
         SQL.run(con, "pack/snapshot.sql", params)
         for model in PACK_MODELS:
             SQL.run(con, f"pack/{model}.sql", params)
-        before = _scalar(con, "select count(*) from kpi.kpi_restatements")
+        before = _scalar(con, "select count(*) from kpi.restatements")
         SQL.run(con, "pack/restatements.sql", params)
-        summary.n_restatements = _scalar(con, "select count(*) from kpi.kpi_restatements") - before
+        summary.n_restatements = _scalar(con, "select count(*) from kpi.restatements") - before
         summary.n_values = _scalar(
             con,
-            "select count(*) from kpi.kpi_values where local_date between ? and ?",
+            "select count(*) from kpi.pack_values where local_date between ? and ?",
             [start, pack_end],
         )
         con.execute(
-            "insert into kpi.kpi_runs values (?, ?, ?, ?, ?, ?, ?, ?, now())",
+            "insert into kpi.runs values (?, ?, ?, ?, ?, ?, ?, ?, now())",
             [
                 summary.run_id,
                 reason,
@@ -251,7 +251,7 @@ def _connection(
 def _last_packed_day(con: duckdb.DuckDBPyConnection, end: date) -> date:
     last: date | None = _scalar(
         con,
-        "select max(local_date) from kpi.kpi_values where year(local_date) = ?",
+        "select max(local_date) from kpi.pack_values where year(local_date) = ?",
         [end.year],
     )
     return max(end, last) if last else end

@@ -11,9 +11,9 @@ from common.settings import Settings, get_settings
 from transforms.prepare import prepare, run_models
 
 MODELS = (
-    "intermediate/int_traffic_detector_hourly",
-    "marts/kpi_hourly_traffic",
-    "marts/kpi_daily_traffic",
+    "intermediate/traffic_hourly_detector",
+    "marts/traffic_hourly",
+    "marts/traffic_daily",
 )
 
 

@@ -12,14 +12,14 @@ from common.sql import transaction
 from transforms.prepare import prepare, run_models
 
 DAILY_MODELS = (
-    "intermediate/int_water_item_daily",
-    "intermediate/int_water_site_daily",
+    "intermediate/water_daily_item",
+    "intermediate/water_daily_site",
 )
 # Period models: a changed day also changes the month- and year-to-date rows of later days.
 PERIOD_MODELS = (
-    "marts/kpi_period_water_item",
-    "marts/kpi_period_water_section",
-    "marts/kpi_daily_water",
+    "marts/water_period_item",
+    "marts/water_period_section",
+    "marts/water_daily",
 )
 
 
@@ -36,7 +36,7 @@ def compute_water_range(
     """(Re)build every water row for the natural days start..end (idempotent).
 
     Month- and year-to-date values of a day read the daily sums of the earlier days of the
-    year from ``int.int_water_item_daily``, which earlier runs keep. The period rows are rebuilt
+    year from ``int.water_daily_item``, which earlier runs keep. The period rows are rebuilt
     up to the last already computed day of ``end``'s year, which a change before it affects
     (``extend=False`` skips that when the caller computes those days next anyway). Water rows
     carry no status, so ``as_of`` is not used.
@@ -52,7 +52,7 @@ def compute_water_range(
 
 def _period_end(con: duckdb.DuckDBPyConnection, end: date) -> date:
     row = con.execute(
-        "select max(as_of_date) from kpi.kpi_period_water_section where year(as_of_date) = ?",
+        "select max(as_of_date) from kpi.water_period_section where year(as_of_date) = ?",
         [end.year],
     ).fetchone()
     last: date | None = row[0] if row else None

@@ -10,7 +10,7 @@ import duckdb
 from common.settings import Settings, get_settings
 from transforms.prepare import prepare, run_models
 
-MODELS = ("marts/kpi_event_waterlogging", "marts/kpi_daily_waterlogging")
+MODELS = ("marts/waterlogging_events", "marts/waterlogging_daily")
 
 
 def compute_waterlogging_range(
@@ -35,7 +35,7 @@ def compute_waterlogging_range(
 def ongoing_event_days(con: duckdb.DuckDBPyConnection, since: date, until: date) -> list[date]:
     """Days with an event still open when last computed: recompute them to close it."""
     rows = con.execute(
-        "select distinct local_date from kpi.kpi_event_waterlogging"
+        "select distinct local_date from kpi.waterlogging_events"
         " where status = 'ongoing' and local_date between ? and ? order by 1",
         [since, until],
     ).fetchall()

@@ -1,4 +1,4 @@
-"""Fixtures for the KPI tests: a real warehouse file (H3's migrations + dim_site from the
+"""Fixtures for the KPI tests: a real warehouse file (warehouse migrations + dim_site from the
 catalogue) and a helper that inserts core observations with the contract's bookkeeping columns."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`citypipe kpis` output (stable JSON keys), `citypipe backfill`, and the daily KPI DAG run end
-to end through H3's runner (`citypipe run citypipe_daily_kpis --date D`: real dag.test)."""
+to end through the DAG runner (`citypipe run citypipe_daily_kpis --date D`: real dag.test)."""
 
 from __future__ import annotations
 
@@ -114,11 +114,11 @@ def test_daily_kpis_dag_run(wh, insert_obs, settings: Settings) -> None:
     assert run_dag(settings, "citypipe_daily_kpis", D) == 0
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     try:
-        runs = con.execute("select reason, start_date, end_date from kpi.kpi_runs").fetchall()
+        runs = con.execute("select reason, start_date, end_date from kpi.runs").fetchall()
         assert len(runs) == 1 and runs[0][0].startswith("citypipe_daily_kpis ")
         assert runs[0][1:] == (D, D)
         ids = {r[0] for r in con.execute(
-            "select kpi_id from kpi.kpi_values where local_date = ?", [D]).fetchall()}  # fmt: skip
+            "select kpi_id from kpi.pack_values where local_date = ?", [D]).fetchall()}  # fmt: skip
         assert ids >= REQUIRED_IDS
     finally:
         con.close()

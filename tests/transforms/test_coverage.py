@@ -30,7 +30,7 @@ def test_off_schedule_water_readings_do_not_exceed_100_pct(wh, insert_obs, day: 
     )
     compute_water_range(wh, day, day)
     n, expected, pct = wh.execute(
-        "select n_results, expected_results, coverage_pct from kpi.kpi_period_water_section"
+        "select n_results, expected_results, coverage_pct from kpi.water_period_section"
         " where site_id = 'WS-WAT-01' and as_of_date = ? and period = 'day'",
         [day],
     ).fetchone()
@@ -39,7 +39,7 @@ def test_off_schedule_water_readings_do_not_exceed_100_pct(wh, insert_obs, day: 
         "select count(*) from core.dim_site where kind = 'water_section'"
     ).fetchone()[0]
     county = wh.execute(
-        "select coverage_pct from kpi.kpi_daily_water"
+        "select coverage_pct from kpi.water_daily"
         " where local_date = ? and period = 'day' and scope = 'sections'",
         [day],
     ).fetchone()[0]
@@ -57,7 +57,7 @@ def test_extra_readings_in_half_the_slots_are_half_coverage(wh, insert_obs, day:
     insert_obs("water", rows)
     compute_water_range(wh, day, day)
     got = wh.execute(
-        "select n_results, coverage_pct from kpi.kpi_period_water_section"
+        "select n_results, coverage_pct from kpi.water_period_section"
         " where site_id = 'WS-WAT-02' and as_of_date = ? and period = 'day'",
         [day],
     ).fetchone()
@@ -79,13 +79,13 @@ def test_waterlogging_extra_readings_do_not_hide_a_silent_point(
         "select count(*) from core.dim_site where kind = 'waterlogging_point'"
     ).fetchone()[0]
     county = wh.execute(
-        "select coverage_pct from kpi.kpi_daily_waterlogging where local_date = ? and scope = 'county'",
+        "select coverage_pct from kpi.waterlogging_daily where local_date = ? and scope = 'county'",
         [day],
     ).fetchone()[0]
     # One point of n_points reports (fully); the others are silent.
     assert county == round(100 / n_points, 1)
     gaotang = wh.execute(
-        "select coverage_pct, n_points from kpi.kpi_daily_waterlogging"
+        "select coverage_pct, n_points from kpi.waterlogging_daily"
         " where local_date = ? and scope = 'gaotang'",
         [day],
     ).fetchone()
@@ -111,7 +111,7 @@ def test_traffic_extra_readings_fill_only_their_own_hour(
         " where kind = 'traffic_detector'"
     ).fetchone()[0]
     county = wh.execute(
-        "select coverage_pct from kpi.kpi_daily_traffic where local_date = ? and scope = 'county'",
+        "select coverage_pct from kpi.traffic_daily where local_date = ? and scope = 'county'",
         [day],
     ).fetchone()[0]
     assert county == round(100 * lanes * 12 / expected_day, 1)  # one detector-hour's worth

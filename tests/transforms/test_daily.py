@@ -66,7 +66,7 @@ def mark_dirty(con: duckdb.DuckDBPyConnection, feed: str, d: date) -> None:
 def pack(con: duckdb.DuckDBPyConnection, d: date) -> dict[tuple[str, str], tuple]:
     rows = con.execute(
         "select kpi_id, dimension, value, value_text, unit, target, status"
-        " from kpi.kpi_values where local_date = ?",
+        " from kpi.pack_values where local_date = ?",
         [d],
     ).fetchall()
     return {(r[0], r[1]): r[2:] for r in rows}
@@ -113,7 +113,7 @@ def test_late_data_restates_and_is_consumed(wh, insert_obs) -> None:
     assert summary.days == [D, nxt]
     rest = wh.execute(
         "select kpi_id, local_date, dimension, old_value, new_value, old_value_text,"
-        " new_value_text, reason from kpi.kpi_restatements order by kpi_id, dimension"
+        " new_value_text, reason from kpi.restatements order by kpi_id, dimension"
     ).fetchall()
     assert ("water.section_class", D, "WS-WAT-01", 1.0, 4.0, "I", "IV", "daily") in rest
     assert ("water.class_ii_share", D, "county", 100.0, 0.0, "1/1", "0/1", "daily") in rest
@@ -150,7 +150,7 @@ def _snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
     out = {}
     for schema, table in con.execute(
         "select table_schema, table_name from information_schema.tables"
-        " where table_schema in ('kpi', 'int') and table_name not in ('kpi_runs')"
+        " where table_schema in ('kpi', 'int') and table_name not in ('runs')"
         " order by 1, 2"
     ).fetchall():
         cols = [
@@ -179,10 +179,10 @@ def test_backfill_is_idempotent(wh, insert_obs) -> None:
              progress=lambda a, b, s: seen.append((a, b)))  # fmt: skip
     assert seen == [(days[0], days[1]), (days[2], days[2])]
     first = _snapshot(wh)
-    assert len(first["kpi.kpi_values"]) > 100
+    assert len(first["kpi.pack_values"]) > 100
     backfill(wh, days[0], days[-1], chunk_days=3, as_of=AS_OF)
     assert _snapshot(wh) == first
-    assert wh.execute("select count(*) from kpi.kpi_restatements").fetchone() == (0,)
+    assert wh.execute("select count(*) from kpi.restatements").fetchone() == (0,)
 
 
 def test_finalize_after_lookback(wh, insert_obs) -> None:
@@ -192,7 +192,7 @@ def test_finalize_after_lookback(wh, insert_obs) -> None:
     compute_day(wh, date(2026, 6, 18), "daily", as_of=later)
     statuses = dict(
         wh.execute(
-            "select kpi_id || '/' || dimension, status from kpi.kpi_values where local_date = ?"
+            "select kpi_id || '/' || dimension, status from kpi.pack_values where local_date = ?"
             " and dimension in ('WS-WAT-01', 'county')",
             [D],
         ).fetchall()
@@ -224,7 +224,7 @@ def test_site_class_rows_publish_the_target_class(wh, insert_obs) -> None:
     compute_day(wh, D, "test", as_of=AS_OF)
     rows = dict(
         wh.execute(
-            "select dimension, (target, details->>'target_class') from kpi.kpi_values"
+            "select dimension, (target, details->>'target_class') from kpi.pack_values"
             " where local_date = ? and kpi_id in ('water.section_class', 'water.source_class')",
             [D],
         ).fetchall()
@@ -257,7 +257,7 @@ def test_pm25_is_published_as_the_rounded_iaqi_concentration(wh, insert_obs) -> 
     )
     compute_day(wh, D, "test", as_of=AS_OF)
     value, details = wh.execute(
-        "select value, details from kpi.kpi_values"
+        "select value, details from kpi.pack_values"
         " where kpi_id = 'air.pm25' and local_date = ? and dimension = 'county'",
         [D],
     ).fetchone()
@@ -270,7 +270,7 @@ def test_pm25_is_published_as_the_rounded_iaqi_concentration(wh, insert_obs) -> 
 def pack_rows(con: duckdb.DuckDBPyConnection, kpi_id: str, d: date) -> dict[str, tuple]:
     """dimension -> (value, details as a dict) of one KPI's pack rows on day ``d``."""
     rows = con.execute(
-        "select dimension, value, details from kpi.kpi_values where kpi_id = ? and local_date = ?",
+        "select dimension, value, details from kpi.pack_values where kpi_id = ? and local_date = ?",
         [kpi_id, d],
     ).fetchall()
     return {dim: (value, json.loads(details)) for dim, value, details in rows}

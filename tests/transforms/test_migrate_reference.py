@@ -101,3 +101,69 @@ def test_warehouse_from_the_first_air_ddl_is_brought_up_to_date(tmp_path: Path) 
 
     run_path(con, MIGRATIONS_DIR / "0110_air_unkeyed_int.sql")
     assert con.execute("select count(*) from int.air_hourly_station").fetchone() == (1,)
+
+
+RENAMED = {
+    "int.int_traffic_detector_hourly": "int.traffic_hourly_detector",
+    "int.int_water_item_daily": "int.water_daily_item",
+    "int.int_water_site_daily": "int.water_daily_site",
+    "kpi.kpi_daily_air": "kpi.air_daily",
+    "kpi.kpi_daily_station_air": "kpi.air_daily_station",
+    "kpi.kpi_hourly_air": "kpi.air_hourly",
+    "kpi.kpi_good_days_air": "kpi.air_good_days",
+    "kpi.kpi_annual_air": "kpi.air_annual",
+    "kpi.kpi_daily_water": "kpi.water_daily",
+    "kpi.kpi_period_water_item": "kpi.water_period_item",
+    "kpi.kpi_period_water_section": "kpi.water_period_section",
+    "kpi.kpi_event_waterlogging": "kpi.waterlogging_events",
+    "kpi.kpi_daily_waterlogging": "kpi.waterlogging_daily",
+    "kpi.kpi_hourly_traffic": "kpi.traffic_hourly",
+    "kpi.kpi_daily_traffic": "kpi.traffic_daily",
+    "kpi.kpi_values": "kpi.pack_values",
+    "kpi.kpi_runs": "kpi.runs",
+    "kpi.kpi_restatements": "kpi.restatements",
+}
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    rows = con.execute(
+        "select schema_name || '.' || table_name, comment from duckdb_tables()"
+        " where schema_name in ('int', 'kpi')"
+    ).fetchall()
+    return dict(rows)
+
+
+def test_table_names_migration_keeps_rows_keys_and_comments(tmp_path: Path) -> None:
+    """0250 renames the KPI tables of a warehouse made by the earlier migrations, with rows in
+    them, to the one pattern; rows, keys and "one row per" comments stay."""
+    old = tmp_path / "old"
+    old.mkdir()
+    for f in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if int(f.name.split("_")[0]) < 250:
+            (old / f.name).write_bytes(f.read_bytes())
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    migrate(con, old)
+    con.execute(
+        "insert into kpi.kpi_values values ('air.aqi', '2026-06-10', 'county', 42, null, 'AQI',"
+        " null, 'provisional', 100, null, now())"
+    )
+    con.execute(
+        "insert into kpi.kpi_runs (run_id, reason, start_date, end_date, as_of_date, n_values,"
+        " n_restatements, started_at, finished_at)"
+        " values ('r', 'test', '2026-06-10', '2026-06-10', '2026-06-11', 1, 0, now(), now())"
+    )
+    before = _tables(con)
+    assert set(RENAMED) <= set(before)
+    keys_before = con.execute("select count(*) from duckdb_constraints()").fetchone()
+    con.close()
+
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    assert migrate(con, MIGRATIONS_DIR) == [250]
+    after = _tables(con)
+    assert set(after) == {RENAMED.get(t, t) for t in before}
+    assert all(c.startswith("one row per") for c in after.values())
+    assert "kpi_" not in after["kpi.air_daily_station"]  # its comment named a renamed table
+    assert con.execute("select count(*) from duckdb_constraints()").fetchone() == keys_before
+    assert con.execute("select kpi_id, value from kpi.pack_values").fetchall() == [("air.aqi", 42)]
+    assert con.execute("select run_id from kpi.runs").fetchall() == [("r",)]
+    assert migrate(con, MIGRATIONS_DIR) == []

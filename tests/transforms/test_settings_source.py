@@ -40,7 +40,7 @@ def test_a_moved_reference_folder_is_honoured_by_the_kpi_run(
     summary = compute_day(wh, D, "test", as_of=datetime(2026, 6, 11, 1, tzinfo=CST))
     assert summary.n_values > 0
     target = wh.execute(
-        "select target from kpi.kpi_values"
+        "select target from kpi.pack_values"
         " where kpi_id = 'air.good_days_ratio' and dimension = 'county' and local_date = ?",
         [D],
     ).fetchone()

@@ -31,7 +31,7 @@ def reading(site: str, d: date, h: int, m: int, volume: float, speed: float, lan
 
 def detector_hour(con: duckdb.DuckDBPyConnection, site: str, d: date, h: int) -> tuple:
     return con.execute(
-        "select speed_kmh, congestion_level, tti from int.int_traffic_detector_hourly"
+        "select speed_kmh, congestion_level, tti from int.traffic_hourly_detector"
         " where site_id = ? and local_date = ? and hour(hour_start) = ?",
         [site, d, h],
     ).fetchone()
@@ -87,7 +87,7 @@ def test_reading_stamped_on_the_hour_ends_the_previous_hour(wh, insert_obs, day:
     )
     compute_traffic_range(wh, day, day)
     hours = wh.execute(
-        "select local_date, hour(hour_start), n_rows from int.int_traffic_detector_hourly"
+        "select local_date, hour(hour_start), n_rows from int.traffic_hourly_detector"
         " where site_id = ? order by hour_start",
         [ARTERIAL],
     ).fetchall()
@@ -117,7 +117,7 @@ def test_tpi_mapping(
     insert_obs("traffic", [reading(EXPRESSWAY, day, 12, 0, 50, speed)])
     compute_traffic_range(wh, day, day)
     row = wh.execute(
-        "select tti, tpi, tpi_level from kpi.kpi_hourly_traffic where scope = 'county'"
+        "select tti, tpi, tpi_level from kpi.traffic_hourly where scope = 'county'"
     ).fetchone()
     assert row == (tti, tpi, level)
 
@@ -134,7 +134,7 @@ def test_vkt_weighting_scopes_and_peaks(wh, insert_obs, day: date) -> None:
     compute_traffic_range(wh, day, day)
     hourly = wh.execute(
         "select scope, hour(hour_start), hour(hour_end), peak_period, tti, vkt"
-        " from kpi.kpi_hourly_traffic where hour(hour_start) = 8 order by scope"
+        " from kpi.traffic_hourly where hour(hour_start) = 8 order by scope"
     ).fetchall()
     county_tti = round((2 * 100 * 0.61 + 1 * 200 * 0.93) / (100 * 0.61 + 200 * 0.93), 4)
     assert [(r[0], r[1], r[2], r[3], r[4]) for r in hourly] == [
@@ -148,7 +148,7 @@ def test_vkt_weighting_scopes_and_peaks(wh, insert_obs, day: date) -> None:
         r[0]: r[1:]
         for r in wh.execute(
             "select scope, peak_tpi, am_peak_tpi, pm_peak_tpi, hours_moderate_or_heavy,"
-            " detector_hours_moderate_or_heavy from kpi.kpi_daily_traffic"
+            " detector_hours_moderate_or_heavy from kpi.traffic_daily"
         ).fetchall()
     }
     # TTI 2 -> e = 1 -> TPI 7.33 (moderate) in every hour of the old town.
@@ -159,8 +159,7 @@ def test_vkt_weighting_scopes_and_peaks(wh, insert_obs, day: date) -> None:
     assert daily["county"] == (2.31, 2.31, 2.31, 1, 1)  # 22:00: only the branch road
     assert daily["gaotang"][4] == 1
     peak_hours = wh.execute(
-        "select count(*) from kpi.kpi_hourly_traffic where scope = 'county' and peak_period"
-        " is not null"
+        "select count(*) from kpi.traffic_hourly where scope = 'county' and peak_period is not null"
     ).fetchone()
     assert peak_hours == (4,)
 
@@ -176,7 +175,7 @@ def test_peak_tpi_weights_tti_by_vkt(wh, insert_obs, day: date) -> None:
     insert_obs("traffic", rows)
     compute_traffic_range(wh, day, day)
     tti = wh.execute(
-        "select hour(hour_start), tti, vkt from kpi.kpi_hourly_traffic"
+        "select hour(hour_start), tti, vkt from kpi.traffic_hourly"
         " where scope = 'old_town' order by 1"
     ).fetchall()
     # (speeds are stored to 2 decimals: TTI 1.1001 and 1.8997)
@@ -184,7 +183,7 @@ def test_peak_tpi_weights_tti_by_vkt(wh, insert_obs, day: date) -> None:
         (7, 1.1, 61.0), (8, 1.9, 610.0), (17, 1.1, 61.0), (18, 1.9, 610.0),
     ]  # fmt: skip
     daily = wh.execute(
-        "select scope, peak_tpi, peak_level, am_peak_tpi, pm_peak_tpi from kpi.kpi_daily_traffic"
+        "select scope, peak_tpi, peak_level, am_peak_tpi, pm_peak_tpi from kpi.traffic_daily"
         " where scope in ('old_town', 'county') order by scope"
     ).fetchall()
     assert daily == [

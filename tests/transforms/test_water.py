@@ -26,7 +26,7 @@ def readings(site: str, d: date, n: int = 6, **values: float) -> list[dict[str, 
 
 def section(con: duckdb.DuckDBPyConnection, site: str, d: date, period: str = "day") -> dict:
     cur = con.execute(
-        "select * from kpi.kpi_period_water_section where site_id = ? and as_of_date = ?"
+        "select * from kpi.water_period_section where site_id = ? and as_of_date = ?"
         " and period = ?",
         [site, d, period],
     )
@@ -38,7 +38,7 @@ def section(con: duckdb.DuckDBPyConnection, site: str, d: date, period: str = "d
 
 def item_class(con: duckdb.DuckDBPyConnection, site: str, d: date, item: str) -> tuple:
     return con.execute(
-        "select value, item_class, class_label, exceedance_multiple from kpi.kpi_period_water_item"
+        "select value, item_class, class_label, exceedance_multiple from kpi.water_period_item"
         " where site_id = ? and as_of_date = ? and period = 'day' and item_code = ?",
         [site, d, item],
     ).fetchone()
@@ -142,12 +142,12 @@ def test_county_shares_and_drinking_compliance(
     sections = wh.execute(
         "select n_sites, n_assessed, n_class_ii_or_better, class_ii_share_pct,"
         " n_class_iii_or_better, class_iii_share_pct, n_meets_target, target_attainment_pct"
-        " from kpi.kpi_daily_water where local_date = ? and period = 'day' and scope = 'sections'",
+        " from kpi.water_daily where local_date = ? and period = 'day' and scope = 'sections'",
         [day],
     ).fetchone()
     assert sections == (16, 4, 2, 50.0, 3, 75.0, 2, 50.0)
     drinking = wh.execute(
-        "select n_sites, n_assessed, n_compliant, compliance_pct from kpi.kpi_daily_water"
+        "select n_sites, n_assessed, n_compliant, compliance_pct from kpi.water_daily"
         " where local_date = ? and period = 'day' and scope = 'drinking_sources'",
         [day],
     ).fetchone()
@@ -169,7 +169,7 @@ def test_shares_round_half_to_even(wh: duckdb.DuckDBPyConnection, insert_obs) ->
     compute_water_range(wh, d1, d2)
     rows = wh.execute(
         "select local_date, n_assessed, class_ii_share_pct, class_iii_share_pct,"
-        " target_attainment_pct from kpi.kpi_daily_water"
+        " target_attainment_pct from kpi.water_daily"
         " where period = 'day' and scope = 'sections' order by local_date"
     ).fetchall()
     assert rows == [(d1, 16, 81.2, 81.2, 81.2), (d2, 16, 6.2, 31.2, 6.2)]

@@ -158,7 +158,7 @@ def test_sql_matches_python_reference(wh: duckdb.DuckDBPyConnection, insert_obs,
         }
         for s, d, p, c, mp in wh.execute(
             "select site_id, as_of_date, period, section_class, main_pollutants_json"
-            " from kpi.kpi_period_water_section where site_id in ?",
+            " from kpi.water_period_section where site_id in ?",
             [list(SITES)],
         ).fetchall()
     }

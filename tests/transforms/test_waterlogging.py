@@ -27,7 +27,7 @@ def at(d: date, h: int, m: int = 0) -> datetime:
 def events(con: duckdb.DuckDBPyConnection, site: str = P) -> list[tuple]:
     return con.execute(
         "select local_date, event_start, event_end, status, duration_min, peak_depth_cm, peak_at,"
-        " recession_min, max_level from kpi.kpi_event_waterlogging where site_id = ?"
+        " recession_min, max_level from kpi.waterlogging_events where site_id = ?"
         " order by event_start",
         [site],
     ).fetchall()
@@ -63,7 +63,7 @@ def test_dry_spell_of_ten_minutes_ends_the_event(wh, insert_obs, day: date) -> N
     assert [(e[1], e[2]) for e in ev2] == [(at(day, 10, 0), at(day, 10, 14))]
     daily = wh.execute(
         "select scope, n_points_with_events, n_events, n_closure_events, n_danger_events,"
-        " waterlogged_hours, max_depth_cm, max_level from kpi.kpi_daily_waterlogging"
+        " waterlogged_hours, max_depth_cm, max_level from kpi.waterlogging_daily"
         " where local_date = ? and scope in ('county', 'gaotang', 'longmen', 'zaoyang')"
         " order by scope",
         [day],
@@ -85,7 +85,7 @@ def test_event_across_midnight_belongs_to_its_start_day(wh, insert_obs, day: dat
     assert (d, start, end, status, dur) == (day, at(day, 23, 50), at(nxt, 0, 30), "closed", 40.0)
     counts = dict(
         wh.execute(
-            "select local_date, n_events from kpi.kpi_daily_waterlogging where scope = 'county'"
+            "select local_date, n_events from kpi.waterlogging_daily where scope = 'county'"
         ).fetchall()
     )
     assert counts == {day: 1, nxt: 0}
@@ -128,5 +128,5 @@ def test_invalid_readings_are_ignored(wh, insert_obs, day: date) -> None:
     compute_waterlogging_range(wh, day, day)
     assert events(wh) == []
     assert wh.execute(
-        "select max_depth_cm from kpi.kpi_daily_waterlogging where scope = 'county'"
+        "select max_depth_cm from kpi.waterlogging_daily where scope = 'county'"
     ).fetchone() == (5.0,)

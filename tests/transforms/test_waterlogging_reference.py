@@ -159,7 +159,7 @@ def test_events_match_reference(wh: duckdb.DuckDBPyConnection, insert_obs, seed:
     got = wh.execute(
         "select site_id, local_date, event_start, event_end, status, duration_min,"
         " peak_depth_cm, peak_at, recession_min, max_level, n_wet_readings, last_wet_at"
-        " from kpi.kpi_event_waterlogging order by site_id, event_start"
+        " from kpi.waterlogging_events order by site_id, event_start"
     ).fetchall()
     assert len(want) >= 5, "the random series should produce events"
     assert [_norm(r) for r in got] == [_norm(r) for r in sorted(want, key=lambda r: r[:3])]

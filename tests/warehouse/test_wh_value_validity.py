@@ -215,13 +215,13 @@ def test_water_item_out_of_range_leaves_the_samples_other_items(settings: Settin
         compute_water_range(con, DAY, DAY)
         items = dict(
             con.execute(
-                "select channel, n_results from int.int_water_item_daily "
+                "select channel, n_results from int.water_daily_item "
                 "where site_id = ? and local_date = ?",
                 [site, DAY],
             ).fetchall()
         )
         mean_ph = con.execute(
-            "select sum_value / n_results from int.int_water_item_daily "
+            "select sum_value / n_results from int.water_daily_item "
             "where site_id = ? and local_date = ? and channel = 'ph'",
             [site, DAY],
         ).fetchone()[0]  # type: ignore[index]

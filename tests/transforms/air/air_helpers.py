@@ -84,7 +84,7 @@ def aqi_for_county_days(
     con: duckdb.DuckDBPyConnection, days: Mapping[date, Mapping[str, Decimal | None]]
 ) -> dict[date, dict[str, object]]:
     """Write county concentrations straight into int.air_daily_county and run the production
-    IAQI and AQI models (int_air_iaqi, int_air_aqi) over them."""
+    IAQI and AQI models (air_iaqi, air_aqi) over them."""
     prepare(con, get_settings())
     SQL.run(con, MACROS)
     SQL.run(con, RULE_SETS_MODEL)
@@ -101,7 +101,7 @@ def aqi_for_county_days(
         rows,
     )
     params = {"start_date": min(days), "end_date": max(days), "tz": "Asia/Shanghai"}
-    for model in ("intermediate/int_air_iaqi", "intermediate/int_air_aqi"):
+    for model in ("intermediate/air_iaqi", "intermediate/air_aqi"):
         SQL.run(con, SQL.root / f"{model}.sql", params)
     out: dict[date, dict[str, object]] = {}
     for r in con.execute(

@@ -8,7 +8,7 @@ import pytest
 
 @pytest.fixture
 def mem() -> duckdb.DuckDBPyConnection:
-    """An in-memory warehouse with H3's migrations and the Wushan dim_site (fast)."""
+    """An in-memory warehouse with the warehouse migrations and the Wushan dim_site (fast)."""
     from common.migrate import migrate
     from common.settings import get_settings
     from warehouse import MIGRATIONS_DIR as WAREHOUSE_MIGRATIONS

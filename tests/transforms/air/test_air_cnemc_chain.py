@@ -230,9 +230,9 @@ def test_published_hours_through_mqtt_both_dags_and_the_pack(
     # (7 days), so one run computes 2022-06-17..21 and the pack of every day.
     assert main(["run", "citypipe_daily_kpis", "--date", DAYS[-1].isoformat()]) == 0
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        runs = con.execute("select reason, start_date, end_date from kpi.kpi_runs").fetchall()
+        runs = con.execute("select reason, start_date, end_date from kpi.runs").fetchall()
         pack = con.execute(
-            "select dimension, local_date, details from kpi.kpi_values"
+            "select dimension, local_date, details from kpi.pack_values"
             " where kpi_id = 'air.station' and local_date between $a and $b",
             {"a": DAYS[0], "b": DAYS[-1]},
         ).fetchall()

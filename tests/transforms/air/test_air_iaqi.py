@@ -69,7 +69,7 @@ def test_reference_values_through_the_production_path(mem: duckdb.DuckDBPyConnec
         compute_air_range(mem, min(block), max(block), as_of=AS_OF)
     for d, (pol, value, col, expected) in days.items():
         got = mem.execute(
-            f"select {col}, aqi, rule_set from kpi.kpi_daily_air where local_date = ?", [d]
+            f"select {col}, aqi, rule_set from kpi.air_daily where local_date = ?", [d]
         ).fetchone()
         assert got is not None
         assert got[0] == expected, (d, pol, value, got)
@@ -306,7 +306,7 @@ def test_aqi_is_monotone_in_each_concentration(
 
 
 def test_every_1h_breakpoint_is_exact(mem: duckdb.DuckDBPyConnection) -> None:
-    """The 1h tables (SO2, NO2, CO, O3) through the real-time inputs of int_air_iaqi."""
+    """The 1h tables (SO2, NO2, CO, O3) through the real-time inputs of air_iaqi."""
     from datetime import datetime
 
     from common.settings import get_settings
@@ -358,7 +358,7 @@ def test_every_1h_breakpoint_is_exact(mem: duckdb.DuckDBPyConnection) -> None:
     hi = max(r[0] for r in rows)
     SQL.run(
         mem,
-        SQL.root / "intermediate/int_air_iaqi.sql",
+        SQL.root / "intermediate/air_iaqi.sql",
         {"start_date": lo, "end_date": hi, "tz": "Asia/Shanghai"},
     )
     got = {

@@ -143,7 +143,7 @@ def test_chain_matches_reference(
     rows = mem.execute(
         "select local_date, rule_set, pm25_ugm3, pm10_ugm3, so2_ugm3, no2_ugm3, co_mgm3,"
         " o3_8h_max_ugm3, o3_1h_max_ugm3, aqi, category_zh, primary_pollutants, is_valid_day,"
-        " is_good_day, excluded_missing_pollutant, aqi_level from kpi.kpi_daily_air"
+        " is_good_day, excluded_missing_pollutant, aqi_level from kpi.air_daily"
         " order by local_date"
     ).fetchall()
     assert [r[0] for r in rows] == DAYS
@@ -160,7 +160,7 @@ def test_chain_matches_reference(
 
     # station daily AQI (micro-stations included there, never in the county value)
     for site, d, aqi, primary in mem.execute(
-        "select site_id, local_date, aqi, primary_pollutants from kpi.kpi_daily_station_air"
+        "select site_id, local_date, aqi, primary_pollutants from kpi.air_daily_station"
     ).fetchall():
         a = ref.station_aqi[(site, d)]
         assert (aqi, primary) == (a.aqi, a.primary), (site, d)
@@ -170,7 +170,7 @@ def test_chain_matches_reference(
     n_published = 0
     for scope, h, aqi, primary, excluded in mem.execute(
         "select scope, hour_end_local, aqi, primary_pollutants, excluded_missing_pollutant"
-        " from kpi.kpi_hourly_air"
+        " from kpi.air_hourly"
     ).fetchall():
         d = (h - timedelta(hours=1)).date()
         if scope == "county":
@@ -185,7 +185,7 @@ def test_chain_matches_reference(
 
     # the county mean used no micro-station: recomputing without them changes nothing
     good, valid = mem.execute(
-        "select sum(is_good_day::int), sum(is_valid_day::int) from kpi.kpi_daily_air"
+        "select sum(is_good_day::int), sum(is_valid_day::int) from kpi.air_daily"
     ).fetchone()  # type: ignore[misc]
     assert good == sum(ref.county_aqi[d].is_good for d in DAYS)
     assert valid == sum(ref.county_aqi[d].aqi is not None for d in DAYS)
@@ -204,10 +204,10 @@ SNAPSHOT_SQL: dict[str, str] = {
     "int.air_daily_station": "select * from int.air_daily_station",
     "int.air_iaqi": "select * from int.air_iaqi",
     "int.air_aqi": "select * from int.air_aqi",
-    "kpi.kpi_daily_air": "select * exclude (computed_at) from kpi.kpi_daily_air",
-    "kpi.kpi_hourly_air": "select * exclude (computed_at) from kpi.kpi_hourly_air",
-    "kpi.kpi_good_days_air": "select * exclude (computed_at) from kpi.kpi_good_days_air",
-    "kpi.kpi_annual_air": "select * exclude (computed_at) from kpi.kpi_annual_air",
+    "kpi.air_daily": "select * exclude (computed_at) from kpi.air_daily",
+    "kpi.air_hourly": "select * exclude (computed_at) from kpi.air_hourly",
+    "kpi.air_good_days": "select * exclude (computed_at) from kpi.air_good_days",
+    "kpi.air_annual": "select * exclude (computed_at) from kpi.air_annual",
 }
 
 
@@ -235,11 +235,11 @@ def test_micro_stations_never_enter_the_county_value(mem: duckdb.DuckDBPyConnect
     insert_readings(mem, rs)
     compute_air_range(mem, d, d, as_of=AS_OF)
     pm25, aqi = mem.execute(
-        "select pm25_ugm3, aqi from kpi.kpi_daily_air where local_date = ?", [d]
+        "select pm25_ugm3, aqi from kpi.air_daily where local_date = ?", [d]
     ).fetchone()  # type: ignore[misc]
     assert pm25 == 30.0
     micro = mem.execute(
-        "select aqi from kpi.kpi_daily_station_air where site_id = 'WS-AIR-M01' and local_date = ?",
+        "select aqi from kpi.air_daily_station where site_id = 'WS-AIR-M01' and local_date = ?",
         [d],
     ).fetchone()
     assert micro == (500,)

@@ -243,7 +243,7 @@ def test_o3_8h_above_800(
     insert_readings(mem, _county_day(ZERO | {"o3": o3}, d))
     compute_air_range(mem, d, d, as_of=AS_OF)
     row = mem.execute(
-        "select iaqi_o3_8h, aqi, primary_pollutants from kpi.kpi_daily_air where local_date = ?",
+        "select iaqi_o3_8h, aqi, primary_pollutants from kpi.air_daily where local_date = ?",
         [d],
     ).fetchone()
     assert row is not None and row[0] == iaqi_o3_8h and row[1] == iaqi_o3_8h
@@ -268,7 +268,7 @@ def test_so2_1h_above_800_hourly(mem: duckdb.DuckDBPyConnection, d: date, want: 
     ).fetchall()
     assert got == [(want,)]
     aqi, primary = mem.execute(
-        "select aqi, primary_pollutants from kpi.kpi_hourly_air where scope = 'county'"
+        "select aqi, primary_pollutants from kpi.air_hourly where scope = 'county'"
         " and hour_end_local = ?",
         [datetime(d.year, d.month, d.day, 12)],
     ).fetchone()  # type: ignore[misc]
@@ -298,7 +298,7 @@ def test_missing_pollutant_rule(
     compute_air_range(mem, d, d, as_of=AS_OF)
     row = mem.execute(
         "select aqi, is_valid_day, excluded_missing_pollutant, category_zh, is_good_day,"
-        " aqi_available_max, co_mgm3, iaqi_co from kpi.kpi_daily_air where local_date = ?",
+        " aqi_available_max, co_mgm3, iaqi_co from kpi.air_daily where local_date = ?",
         [d],
     ).fetchone()
     assert row is not None
@@ -309,7 +309,7 @@ def test_missing_pollutant_rule(
     assert row[6] is None and row[7] is None  # CO and its IAQI are NA
     # the year-to-date ratio counts the day as the published series does
     ytd = mem.execute(
-        "select ytd_valid_days, ytd_good_days, ytd_excluded_days from kpi.kpi_good_days_air"
+        "select ytd_valid_days, ytd_good_days, ytd_excluded_days from kpi.air_good_days"
         " where local_date = ?",
         [d],
     ).fetchone()
@@ -324,12 +324,12 @@ def test_county_needs_three_of_four_stations(mem: duckdb.DuckDBPyConnection) -> 
     insert_readings(mem, rs)
     compute_air_range(mem, d, d, as_of=AS_OF)
     assert mem.execute(
-        "select pm25_ugm3 from kpi.kpi_daily_air where local_date = ?", [d]
+        "select pm25_ugm3 from kpi.air_daily where local_date = ?", [d]
     ).fetchone() == (21.0,)
     mem.execute("delete from core.obs_air where site_id = ?", [ASSESSMENT[2]])
     compute_air_range(mem, d, d, as_of=AS_OF)
     assert mem.execute(
-        "select pm25_ugm3, aqi, is_valid_day from kpi.kpi_daily_air where local_date = ?", [d]
+        "select pm25_ugm3, aqi, is_valid_day from kpi.air_daily where local_date = ?", [d]
     ).fetchone() == (None, None, False)
 
 

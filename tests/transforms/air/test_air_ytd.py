@@ -73,7 +73,7 @@ def test_good_days_ratio_and_budget(ytd: tuple[duckdb.DuckDBPyConnection, list[R
     rows = con.execute(
         "select local_date, mtd_good_days, mtd_valid_days, mtd_ratio_pct, ytd_good_days,"
         " ytd_valid_days, ytd_ratio_pct, ytd_excluded_days, remaining_nongood_budget_days,"
-        " target_reachable, ytd_meets_target, target_pct from kpi.kpi_good_days_air"
+        " target_reachable, ytd_meets_target, target_pct from kpi.air_good_days"
         " order by local_date"
     ).fetchall()
     assert [r[0] for r in rows] == DAYS
@@ -118,7 +118,7 @@ def test_annual_means_and_percentiles(
     rows = con.execute(
         "select local_date, pm25_ytd_mean_ugm3, pm10_ytd_mean_ugm3, pm25_p95_ugm3, pm10_p95_ugm3,"
         " so2_p98_ugm3, no2_p98_ugm3, co_p95_mgm3, o3_8h_p90_ugm3, count_valid_days_pm25,"
-        " pm25_year_valid from kpi.kpi_annual_air order by local_date"
+        " pm25_year_valid from kpi.air_annual order by local_date"
     ).fetchall()
     assert len(rows) == len(DAYS)
     for r in rows[::7] + rows[-1:]:
@@ -160,14 +160,14 @@ def test_late_reading_restates_later_year_to_date(
 ) -> None:
     con, _ = ytd
     row = con.execute(
-        "select min(local_date) from kpi.kpi_daily_air where is_good_day and local_date > ?",
+        "select min(local_date) from kpi.air_daily where is_good_day and local_date > ?",
         [date(2026, 1, 2)],
     ).fetchone()
     assert row is not None and row[0] is not None
     d = row[0]
     before = dict(
         con.execute(
-            "select local_date, ytd_good_days from kpi.kpi_good_days_air where local_date >= ?",
+            "select local_date, ytd_good_days from kpi.air_good_days where local_date >= ?",
             [d],
         ).fetchall()
     )
@@ -185,12 +185,12 @@ def test_late_reading_restates_later_year_to_date(
     compute_air_range(con, d, d, as_of=AS_OF)
     after = dict(
         con.execute(
-            "select local_date, ytd_good_days from kpi.kpi_good_days_air where local_date >= ?",
+            "select local_date, ytd_good_days from kpi.air_good_days where local_date >= ?",
             [d],
         ).fetchall()
     )
     assert con.execute(
-        "select is_good_day, aqi > 300 from kpi.kpi_daily_air where local_date = ?", [d]
+        "select is_good_day, aqi > 300 from kpi.air_daily where local_date = ?", [d]
     ).fetchone() == (False, True)
     drop = 1
     assert set(after) == set(before)
@@ -211,6 +211,6 @@ def test_days_before_any_target_keep_their_ratio(mem: duckdb.DuckDBPyConnection)
     compute_air_range(mem, d, d, as_of=AS_OF)
     assert mem.execute(
         "select ytd_good_days, ytd_valid_days, ytd_ratio_pct, target_pct,"
-        " remaining_nongood_budget_days from kpi.kpi_good_days_air where local_date = ?",
+        " remaining_nongood_budget_days from kpi.air_good_days where local_date = ?",
         [d],
     ).fetchone() == (1, 1, 100, None, None)

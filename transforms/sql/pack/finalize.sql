@@ -1,6 +1,6 @@
 -- Promote pack rows to final once the status rule says so (status_macros.sql: the day has left
 -- the look-back and coverage suffices). Status is not a value: no restatement.
-update kpi.kpi_values as v
+update kpi.pack_values as v
 set status = 'final'
 where
     v.status = 'provisional'

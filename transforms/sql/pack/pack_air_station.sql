@@ -4,7 +4,7 @@
 -- 0.1 mg/m³, rounded half-even (GB/T 8170); the exact means stay in the station tables.
 -- air.ytd: one row per statistic and day (dimension = statistic), published as the national
 -- reports do (integers; CO to 0.1), the unrounded value and its annual-validity flag in details.
-insert into kpi.kpi_values
+insert into kpi.pack_values
 with
 station as (
     -- the exact decimal means: half-even on a double would round 0.65 (0.6500000000000000222)
@@ -13,14 +13,14 @@ station as (
         s.pm25_ugm3, s.pm10_ugm3, s.so2_ugm3, s.no2_ugm3, s.co_mgm3, s.o3_8h_max_ugm3,
         s.o3_1h_max_ugm3, s.count_hours_pm25, s.count_hours_pm10, s.count_hours_so2,
         s.count_hours_no2, s.count_hours_co, s.count_hours_o3, s.count_o3_8h_windows
-    from kpi.kpi_daily_station_air as k
+    from kpi.air_daily_station as k
     inner join int.air_daily_station as s using (site_id, local_date)
     where k.local_date between $start_date and $end_date
 ),
 
 annual as (
     select *
-    from kpi.kpi_annual_air
+    from kpi.air_annual
     where local_date between $start_date and $end_date
 ),
 
@@ -91,7 +91,7 @@ select
     null,
     unit,
     null,
-    -- a year-to-date statistic is final when the year so far is (kpi_annual_air.status)
+    -- a year-to-date statistic is final when the year so far is (air_annual.status)
     kpi_status('air', local_date, $as_of_date::date, 100.0),
     null,
     json_object(

@@ -1,21 +1,21 @@
--- Pack rows of the air marts (H4a): air.aqi, air.pm25, air.good_days_ratio (county).
-insert into kpi.kpi_values
+-- Pack rows of the air marts: air.aqi, air.pm25, air.good_days_ratio (county).
+insert into kpi.pack_values
 with
 daily as (
     select *
-    from kpi.kpi_daily_air
+    from kpi.air_daily
     where local_date between $start_date and $end_date
 ),
 
 good_days as (
     select *
-    from kpi.kpi_good_days_air
+    from kpi.air_good_days
     where local_date between $start_date and $end_date
 ),
 
 annual as (
     select *
-    from kpi.kpi_annual_air
+    from kpi.air_annual
     where local_date between $start_date and $end_date
 )
 

@@ -1,10 +1,10 @@
 -- Pack rows of the traffic marts per scope (county, old_town, other_districts, districts):
 -- peak-hour TPI and the hours at moderate or heavy congestion.
-insert into kpi.kpi_values
+insert into kpi.pack_values
 with
 daily as (
     select *
-    from kpi.kpi_daily_traffic
+    from kpi.traffic_daily
     where local_date between $start_date and $end_date
 )
 

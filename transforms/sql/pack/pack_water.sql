@@ -1,10 +1,10 @@
 -- Pack rows of the water marts: water.section_class / water.source_class per site (day class,
 -- with month- and year-to-date classes in details) and the county shares.
-insert into kpi.kpi_values
+insert into kpi.pack_values
 with
 sites as (
     select *
-    from kpi.kpi_period_water_section
+    from kpi.water_period_section
     where as_of_date between $start_date and $end_date
 ),
 
@@ -29,7 +29,7 @@ site_day as (
 
 county as (
     select *
-    from kpi.kpi_daily_water
+    from kpi.water_daily
     where local_date between $start_date and $end_date
 ),
 

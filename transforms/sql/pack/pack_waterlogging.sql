@@ -1,10 +1,10 @@
 -- Pack rows of the waterlogging marts, county and per district: events (starting that day),
 -- waterlogged hours and the day's maximum depth.
-insert into kpi.kpi_values
+insert into kpi.pack_values
 with
 daily as (
     select *
-    from kpi.kpi_daily_waterlogging
+    from kpi.waterlogging_daily
     where local_date between $start_date and $end_date
 )
 

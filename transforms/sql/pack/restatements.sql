@@ -1,6 +1,6 @@
 -- One restatement row per previously published value (value or text) that this run changed or
 -- removed. New rows (never published before) are not restatements.
-insert into kpi.kpi_restatements
+insert into kpi.restatements
 with
 before as (
     select *
@@ -9,7 +9,7 @@ before as (
 
 after as (
     select *
-    from kpi.kpi_values
+    from kpi.pack_values
     where local_date between $start_date and $end_date
 )
 

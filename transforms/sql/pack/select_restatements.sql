@@ -7,6 +7,6 @@ select
     new_value,
     old_value_text,
     new_value_text
-from kpi.kpi_restatements
+from kpi.restatements
 where reason = $reason
 order by local_date, kpi_id, dimension;

@@ -1,9 +1,9 @@
--- kpi.kpi_hourly_air: one row per (scope, hour_end) of the days $start_date .. $end_date,
+-- kpi.air_hourly: one row per (scope, hour_end) of the days $start_date .. $end_date,
 -- scope = 'county' or an air site_id: the real-time AQI under the hour's rule set. The status of
--- an hour is the status of its scope's day (run after kpi_daily_air and kpi_daily_station_air).
-delete from kpi.kpi_hourly_air where local_date between $start_date and $end_date;
+-- an hour is the status of its scope's day (run after air_daily and air_daily_station).
+delete from kpi.air_hourly where local_date between $start_date and $end_date;
 
-insert into kpi.kpi_hourly_air
+insert into kpi.air_hourly
 with station as (
     select
         h.site_id as scope, h.hour_end, h.hour_end_local, h.local_date, h.rule_set,
@@ -28,11 +28,11 @@ county as (
 
 day_status as (
     select 'county' as scope, local_date, status
-    from kpi.kpi_daily_air
+    from kpi.air_daily
     where local_date between $start_date and $end_date
     union all
     select site_id, local_date, status
-    from kpi.kpi_daily_station_air
+    from kpi.air_daily_station
     where local_date between $start_date and $end_date
 ),
 

@@ -1,8 +1,8 @@
--- kpi.kpi_daily_waterlogging for $start_date..$end_date, county and per district. Events count on
+-- kpi.waterlogging_daily for $start_date..$end_date, county and per district. Events count on
 -- the day they start (their whole duration too), the maximum depth is the day's own readings.
-delete from kpi.kpi_daily_waterlogging where local_date between $start_date and $end_date;
+delete from kpi.waterlogging_daily where local_date between $start_date and $end_date;
 
-insert into kpi.kpi_daily_waterlogging
+insert into kpi.waterlogging_daily
 with
 points as (
     select site_id, district, period_s, len(device_ids) as n_devices
@@ -12,7 +12,7 @@ points as (
 
 events as (
     select *
-    from kpi.kpi_event_waterlogging
+    from kpi.waterlogging_events
     where local_date between $start_date and $end_date
 ),
 

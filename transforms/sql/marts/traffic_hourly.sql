@@ -1,13 +1,13 @@
--- kpi.kpi_hourly_traffic for $start_date..$end_date: per scope (county, old_town /
+-- kpi.traffic_hourly for $start_date..$end_date: per scope (county, old_town /
 -- other_districts, each district) and local hour, the VKT-weighted TTI of the detectors, the TPI
 -- (piecewise linear in e = TTI - 1 through ref.tpi_mapping, capped at its last point) and level.
-delete from kpi.kpi_hourly_traffic where local_date between $start_date and $end_date;
+delete from kpi.traffic_hourly where local_date between $start_date and $end_date;
 
-insert into kpi.kpi_hourly_traffic
+insert into kpi.traffic_hourly
 with
 detector_hours as (
     select *
-    from int.int_traffic_detector_hourly
+    from int.traffic_hourly_detector
     where local_date between $start_date and $end_date
 ),
 

@@ -1,12 +1,12 @@
--- kpi.kpi_event_waterlogging: events starting on the local days $start_date..$end_date.
+-- kpi.waterlogging_events: events starting on the local days $start_date..$end_date.
 -- A reading is wet when its depth is above the point's waterlogging threshold. An event starts at
 -- the first wet reading and ends at the first dry reading of a dry spell that lasts at least the
 -- end rule (the next wet reading comes that long after it, or the series goes on dry that long).
 -- Readings are taken from the day before the range (an event already running at the start of
 -- the range belongs to an earlier day) to lookahead_days after it (to close events).
-delete from kpi.kpi_event_waterlogging where local_date between $start_date and $end_date;
+delete from kpi.waterlogging_events where local_date between $start_date and $end_date;
 
-insert into kpi.kpi_event_waterlogging
+insert into kpi.waterlogging_events
 with
 rules as (
     select

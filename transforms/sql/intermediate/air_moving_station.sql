@@ -2,7 +2,7 @@
 -- O3 8-hour moving mean at h = mean of the valid hourly values of the 8 hours ending at h
 -- (>= min_hours_per_8h, GB 3095 Table 4); 24-hour moving means of PM2.5, PM10 and SO2 for the
 -- 2012 real-time AQI (>= min_hours_per_24h_moving, convention). Windows reach into the day
--- before $start_date, which int_air_hourly_station rebuilt. Range frames on the instant, so
+-- before $start_date, which air_hourly_station rebuilt. Range frames on the instant, so
 -- a missing hour never shifts a window.
 delete from int.air_moving_station where local_date between $start_date and $end_date;
 

@@ -1,16 +1,16 @@
--- kpi.kpi_good_days_air: one row per local_date of $start_date .. $cum_end_date: the month- and
+-- kpi.air_good_days: one row per local_date of $start_date .. $cum_end_date: the month- and
 -- year-to-date good-days ratio as of that day (HJ 663, standards.md 3): good days / valid days
 -- x 100, each day judged under its own rule set, rounded half to even to 0.1 %. Budget: with N =
 -- valid days so far + days left in the year (assumed valid), the target t % is met iff non-good
 -- days <= floor(N x (100 - t) / 100); remaining budget = that minus non-good days so far
 -- (shown as 0 when negative; target_reachable tells; all null for a day before any target).
--- Run after kpi_daily_air.
-delete from kpi.kpi_good_days_air where local_date between $start_date and $cum_end_date;
+-- Run after air_daily.
+delete from kpi.air_good_days where local_date between $start_date and $cum_end_date;
 
-insert into kpi.kpi_good_days_air
+insert into kpi.air_good_days
 with daily as (
     select local_date, is_valid_day, is_good_day, excluded_missing_pollutant, status
-    from kpi.kpi_daily_air
+    from kpi.air_daily
     where local_date between make_date(year($start_date::date), 1, 1) and $cum_end_date
 ),
 

@@ -1,13 +1,13 @@
--- int.int_traffic_detector_hourly for $start_date..$end_date. observed_at ends the reading's
+-- int.traffic_hourly_detector for $start_date..$end_date. observed_at ends the reading's
 -- interval (contract v1): a reading covers (observed_at - period_s, observed_at] and belongs to
 -- the local hour holding that end, so a 5-minute reading stamped 09:00 counts in 08:00-09:00
 -- (and one stamped 00:00 in the previous day's last hour). Lanes are aggregated: volume summed, speed = volume-weighted
 -- harmonic mean of the lane/interval mean speeds (space-mean speed, the one travel times follow),
 -- rounded to 0.01 km/h before the congestion level and TTI are derived from it. Sums run in
 -- decimal so a recomputation gives the very same numbers (no float summation-order noise).
-delete from int.int_traffic_detector_hourly where local_date between $start_date and $end_date;
+delete from int.traffic_hourly_detector where local_date between $start_date and $end_date;
 
-insert into int.int_traffic_detector_hourly
+insert into int.traffic_hourly_detector
 with
 obs as (
     select

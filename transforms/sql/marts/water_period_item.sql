@@ -1,4 +1,4 @@
--- kpi.kpi_period_water_item for as-of days $start_date..$end_date. Period value = arithmetic mean
+-- kpi.water_period_item for as-of days $start_date..$end_date. Period value = arithmetic mean
 -- of the valid results from period_start to as_of_date (day, month-to-date, year-to-date),
 -- rounded to the item's decimals, then classified by GB 3838-2002 Table 1 (single factor).
 -- Exact decimal rounding, GB/T 8170 (round half to even, 四舍六入五成双), of a / b for
@@ -24,13 +24,13 @@ create or replace temp macro water_exceedance(v, lim) as
     )::double
     / 100;
 
-delete from kpi.kpi_period_water_item where as_of_date between $start_date and $end_date;
+delete from kpi.water_period_item where as_of_date between $start_date and $end_date;
 
-insert into kpi.kpi_period_water_item
+insert into kpi.water_period_item
 with
 item_daily as (
     select site_id, local_date, channel, n_results, sum_value
-    from int.int_water_item_daily
+    from int.water_daily_item
     where local_date between date_trunc('year', $start_date::date)::date and $end_date
 ),
 

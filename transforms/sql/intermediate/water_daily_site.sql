@@ -1,10 +1,10 @@
--- int.int_water_site_daily for $start_date..$end_date: readings stored and valid per site-day,
+-- int.water_daily_site for $start_date..$end_date: readings stored and valid per site-day,
 -- and the expected result slots they fill. A slot is one period of the catalogue per device,
 -- aligned on the epoch (the period ending at observed_at); extra readings in a filled slot add
 -- nothing, so coverage never exceeds 100 % (docs/data_quality.md, Coverage).
-delete from int.int_water_site_daily where local_date between $start_date and $end_date;
+delete from int.water_daily_site where local_date between $start_date and $end_date;
 
-insert into int.int_water_site_daily by name
+insert into int.water_daily_site by name
 with
 obs as (
     select site_id, device_id, local_date, observed_at, is_valid

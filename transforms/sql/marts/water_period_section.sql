@@ -1,14 +1,14 @@
--- kpi.kpi_period_water_section for as-of days $start_date..$end_date: the section's class is the
+-- kpi.water_period_section for as-of days $start_date..$end_date: the section's class is the
 -- worst class among its assessment items (not water temperature, TN, fecal coliform); main
 -- pollutants = up to three items worse than Class III, worst class first, then the largest
 -- exceedance multiple (pH/DO have none and rank after items of the same class that do).
-delete from kpi.kpi_period_water_section where as_of_date between $start_date and $end_date;
+delete from kpi.water_period_section where as_of_date between $start_date and $end_date;
 
-insert into kpi.kpi_period_water_section
+insert into kpi.water_period_section
 with
 items as (
     select *
-    from kpi.kpi_period_water_item
+    from kpi.water_period_item
     where as_of_date between $start_date and $end_date
 ),
 
@@ -20,7 +20,7 @@ sites as (
 
 site_daily as (
     select site_id, local_date, n_valid_slots
-    from int.int_water_site_daily
+    from int.water_daily_site
     where local_date between date_trunc('year', $start_date::date)::date and $end_date
 ),
 

@@ -1,9 +1,9 @@
--- kpi.kpi_daily_station_air: one row per (air site, local_date) of $start_date .. $end_date:
+-- kpi.air_daily_station: one row per (air site, local_date) of $start_date .. $end_date:
 -- each station's own daily AQI. Micro-stations appear here (hot-spot monitoring) but never in
--- the county value of kpi_daily_air.
-delete from kpi.kpi_daily_station_air where local_date between $start_date and $end_date;
+-- the county value of air_daily.
+delete from kpi.air_daily_station where local_date between $start_date and $end_date;
 
-insert into kpi.kpi_daily_station_air
+insert into kpi.air_daily_station
 with station as (
     select *
     from int.air_daily_station

@@ -1,10 +1,10 @@
--- kpi.kpi_daily_air: one row per local_date of $start_date .. $end_date: the county's daily air
+-- kpi.air_daily: one row per local_date of $start_date .. $end_date: the county's daily air
 -- quality (HJ 633 daily AQI from the mean of the assessment stations, HJ 663). A valid day has a
 -- published AQI; a good day has AQI <= good_max_aqi (100). status from kpi_status()
 -- (status_macros.sql).
-delete from kpi.kpi_daily_air where local_date between $start_date and $end_date;
+delete from kpi.air_daily where local_date between $start_date and $end_date;
 
-insert into kpi.kpi_daily_air
+insert into kpi.air_daily
 with county as (
     select *
     from int.air_daily_county

@@ -1,21 +1,21 @@
--- kpi.kpi_daily_traffic for $start_date..$end_date: peak-hour TPI = the TPI of the VKT-weighted
+-- kpi.traffic_daily for $start_date..$end_date: peak-hour TPI = the TPI of the VKT-weighted
 -- TTI over the peak hours and the scope's detectors (standards §6: sum(TTI x VKT) / sum(VKT), then
 -- the TPI mapping; AM and PM separately too), hours whose TPI is moderate or heavy, detector-hours
 -- at moderate or heavy congestion level, volume, VKT and coverage (valid lane readings received
 -- over expected, every catalogue detector of the scope counted).
-delete from kpi.kpi_daily_traffic where local_date between $start_date and $end_date;
+delete from kpi.traffic_daily where local_date between $start_date and $end_date;
 
-insert into kpi.kpi_daily_traffic
+insert into kpi.traffic_daily
 with
 hours as (
     select *
-    from kpi.kpi_hourly_traffic
+    from kpi.traffic_hourly
     where local_date between $start_date and $end_date
 ),
 
 detector_hours as (
     select *
-    from int.int_traffic_detector_hourly
+    from int.traffic_hourly_detector
     where local_date between $start_date and $end_date
 ),
 
@@ -85,7 +85,7 @@ peak_tpi as (
         t.local_date,
         t.scope,
         u.peak_period,
-        -- TTI -> TPI exactly as kpi_hourly_traffic (piecewise linear in e, capped, 2 decimals)
+        -- TTI -> TPI exactly as traffic_hourly (piecewise linear in e, capped, 2 decimals)
         round(
             case
                 when u.tti is null then null

@@ -1,9 +1,9 @@
--- int.int_water_item_daily for the natural days $start_date..$end_date: count and sum of the
+-- int.water_daily_item for the natural days $start_date..$end_date: count and sum of the
 -- valid results of each channel (nulls = failed channel, not counted). The sum is an exact
 -- decimal (results taken to 6 decimals) so period means round like the decimal numbers they are.
-delete from int.int_water_item_daily where local_date between $start_date and $end_date;
+delete from int.water_daily_item where local_date between $start_date and $end_date;
 
-insert into int.int_water_item_daily
+insert into int.water_daily_item
 with
 -- Validity per item: a result a check invalidated (pH out of range, stuck DO probe ...) is
 -- null here, so not counted; the sample's other items still count. is_valid = the reading as a

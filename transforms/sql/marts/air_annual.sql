@@ -1,16 +1,16 @@
--- kpi.kpi_annual_air: one row per local_date of $start_date .. $cum_end_date: annual statistics of
+-- kpi.air_annual: one row per local_date of $start_date .. $cum_end_date: annual statistics of
 -- the county daily values from 1 January to that day (standards.md 3, HJ 663): means of the
 -- valid daily means (exact, 1e-6), PM 95th, SO2/NO2 98th, CO 95th percentile of daily means and
 -- O3 90th percentile of daily max 8h, numpy's linear method (= quantile_cont). *_year_valid, for
 -- every statistic (CO and O3 percentiles included): >= min_daily_values_year valid days and
 -- every ended month >= its minimum (GB 3095 Table 4).
-delete from kpi.kpi_annual_air where local_date between $start_date and $cum_end_date;
+delete from kpi.air_annual where local_date between $start_date and $cum_end_date;
 
-insert into kpi.kpi_annual_air by name
+insert into kpi.air_annual by name
 with county as (
     select c.*, k.status
     from int.air_daily_county as c
-    inner join kpi.kpi_daily_air as k on c.local_date = k.local_date
+    inner join kpi.air_daily as k on c.local_date = k.local_date
     where c.local_date between make_date(year($start_date::date), 1, 1) and $cum_end_date
 ),
 

@@ -1,4 +1,4 @@
--- kpi.kpi_daily_water for as-of days $start_date..$end_date: shares over the sections assessed in
+-- kpi.water_daily for as-of days $start_date..$end_date: shares over the sections assessed in
 -- each period (a section without any valid assessment result in the period is not assessed).
 -- (n / d) x 100 % to one decimal, rounded half to even (GB/T 8170, 四舍六入五成双) in integers:
 -- DuckDB's round() rounds half away from zero (13/16 = 81.25 % would publish 81.3, not 81.2).
@@ -13,13 +13,13 @@ create or replace temp macro water_share_pct(n, d) as
         ) / 10.0
     end;
 
-delete from kpi.kpi_daily_water where local_date between $start_date and $end_date;
+delete from kpi.water_daily where local_date between $start_date and $end_date;
 
-insert into kpi.kpi_daily_water
+insert into kpi.water_daily
 with
 sections as (
     select *
-    from kpi.kpi_period_water_section
+    from kpi.water_period_section
     where as_of_date between $start_date and $end_date
 ),
 
