@@ -33,7 +33,7 @@ class RunInProgress(RuntimeError):
     """Another ``citypipe run`` of the same DAG and date holds its run lock."""
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run one Airflow DAG once for a date (dag.test)")
     p.add_argument("dag_id", help="e.g. citypipe_ingest or citypipe_daily_kpis")
     p.add_argument("--date", default=None, help="local date YYYY-MM-DD (default: today)")

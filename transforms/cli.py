@@ -1,6 +1,8 @@
-"""``citypipe kpis`` (print a day's KPI pack) and ``citypipe backfill`` (compute a date range).
+"""``citypipe kpis`` (print a day's KPI pack from ``kpi.pack_values``) and ``citypipe backfill``
+(compute a date range with ``transforms.daily.backfill``).
 
-Only light imports here: this module is loaded for every ``citypipe`` command.
+Only light imports at module level: citypipe/cli.py imports this module for every ``citypipe``
+command; the warehouse and the KPI run are imported inside the commands.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ KPI_KEYS = (
 )
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("kpis", help="print the KPI pack of a natural day")
     p.add_argument("--date", required=True, type=date.fromisoformat, help="local day YYYY-MM-DD")
     p.add_argument("--format", choices=("table", "json"), default="table")
