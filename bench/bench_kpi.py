@@ -169,7 +169,7 @@ def generate(con: duckdb.DuckDBPyConnection, days: int, tz: str) -> dict[str, in
     for feed, (delete_sql, insert_sql, count_sql) in FEEDS.items():
         con.execute(delete_sql)
         con.execute(insert_sql, params)
-        counts[feed] = con.execute(count_sql).fetchone()[0]  # type: ignore[index]
+        counts[feed] = _count(con, count_sql)
     return counts
 
 
@@ -191,7 +191,9 @@ def timed(
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    return con.execute(sql).fetchone()[0]  # type: ignore[index,no-any-return]
+    row = con.execute(sql).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def main(argv: list[str] | None = None) -> int:

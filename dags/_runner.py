@@ -18,6 +18,7 @@ import subprocess
 import sys
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 DUCKDB_POOL = "citypipe_duckdb"
@@ -53,7 +54,7 @@ def ensure_pool() -> None:
     )
 
 
-def load_dag(dag_id: str) -> object:
+def load_dag(dag_id: str) -> Any:  # an Airflow DAG (airflow is imported lazily)
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
@@ -66,10 +67,10 @@ def load_dag(dag_id: str) -> object:
     return dag
 
 
-def latest_task_start(dag: object) -> datetime | None:
+def latest_task_start(dag: Any) -> datetime | None:
     """The latest start_date of the DAG's tasks: Airflow creates no task instance for a logical
     date before its task's start_date, and the run ends "success" without it (empty, at worst)."""
-    starts = [t.start_date for t in dag.tasks if t.start_date is not None]  # type: ignore[attr-defined]
+    starts = [t.start_date for t in dag.tasks if t.start_date is not None]
     return max(starts) if starts else None
 
 
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    dr = dag.test(logical_date=logical, run_conf=conf)  # type: ignore[attr-defined]
+    dr = dag.test(logical_date=logical, run_conf=conf)
     state = str(getattr(dr, "state", "unknown"))
     print(f"dag {args.dag_id} run {getattr(dr, 'run_id', '?')}: {state}", file=sys.stderr)
     return 0 if state.endswith("success") else 1

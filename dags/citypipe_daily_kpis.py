@@ -64,16 +64,16 @@ def citypipe_daily_kpis() -> None:
     @task(multiple_outputs=False)
     def plan() -> kpis.Plan:
         ctx = get_current_context()
-        return kpis.plan(kpis.settings(), ctx["dag_run"].conf, ctx.get("logical_date"))
+        return kpis.plan(kpis.load_settings(), ctx["dag_run"].conf, ctx.get("logical_date"))
 
     @task(pool=DUCKDB_POOL, multiple_outputs=False)
     def compute(days: kpis.Plan) -> kpis.RunResult:
         run_id = get_current_context()["run_id"]
-        return kpis.compute(kpis.settings(), days, f"citypipe_daily_kpis {run_id}")
+        return kpis.compute(kpis.load_settings(), days, f"citypipe_daily_kpis {run_id}")
 
     @task
     def restatements(result: kpis.RunResult) -> int:
-        return len(kpis.restatements(kpis.settings(), result))
+        return len(kpis.restatements(kpis.load_settings(), result))
 
     restatements(compute(plan()))
 

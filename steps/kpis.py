@@ -54,7 +54,7 @@ class Restatement(TypedDict):
     new_value_text: str | None
 
 
-def settings() -> Settings:
+def load_settings() -> Settings:
     return get_settings()
 
 

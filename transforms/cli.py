@@ -56,8 +56,8 @@ def read_pack(settings: Settings, day: date, prefix: str | None = None) -> list[
         exists = con.execute(
             "select count(*) from information_schema.tables"
             " where table_schema = 'kpi' and table_name = 'pack_values'"
-        ).fetchone()[0]  # type: ignore[index]
-        if not exists:
+        ).fetchone()
+        if not exists or not exists[0]:
             return []
         cur = con.execute(
             "select kpi_id, dimension, value, value_text, unit, target, status, coverage_pct,"
