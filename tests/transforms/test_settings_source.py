@@ -66,3 +66,20 @@ def test_a_kpi_run_loads_the_reference_tables_once(
     compute_day(wh, D, "test")
     compute_day(wh, D + timedelta(days=1), "test")
     assert loads == [settings.reference_dir / "standards"] * 2  # once per run, from settings
+
+
+def test_the_settings_time_zone_cuts_the_hours(
+    settings: Settings, wh: duckdb.DuckDBPyConnection, insert_obs, monkeypatch
+) -> None:
+    # Settings are the only source of the zone: the same reading at 10:05 China time falls in
+    # the local hour 10 by default and in hour 02 when the deployment's zone is UTC.
+    from tests.transforms.test_traffic import ARTERIAL, detector_hour, reading
+    from transforms.traffic import compute_traffic_range
+
+    insert_obs("traffic", [reading(ARTERIAL, D, 10, 5, 12, 45.0)])
+    compute_traffic_range(wh, D, D)
+    assert detector_hour(wh, ARTERIAL, D, 10)[0] == 45.0
+    monkeypatch.setenv("CITYPIPE_TIMEZONE", "UTC")
+    compute_traffic_range(wh, D, D)
+    assert detector_hour(wh, ARTERIAL, D, 10) is None
+    assert detector_hour(wh, ARTERIAL, D, 2)[0] == 45.0
