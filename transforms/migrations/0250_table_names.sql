@@ -2,9 +2,9 @@
 -- schema not repeated in the name (as int.air_hourly_station). Renames only: rows, columns,
 -- keys and comments stay. No view or persistent macro depends on these tables (the models'
 -- macros are temp, defined per connection), so a plain rename suffices.
-alter table "int".int_traffic_detector_hourly rename to traffic_hourly_detector;
-alter table "int".int_water_item_daily rename to water_daily_item;
-alter table "int".int_water_site_daily rename to water_daily_site;
+alter table int.int_traffic_detector_hourly rename to traffic_hourly_detector;
+alter table int.int_water_item_daily rename to water_daily_item;
+alter table int.int_water_site_daily rename to water_daily_site;
 
 alter table kpi.kpi_daily_air rename to air_daily;
 alter table kpi.kpi_daily_station_air rename to air_daily_station;
