@@ -8,13 +8,12 @@ Every number is computed in SQL (``transforms/sql/intermediate/air_*.sql`` then
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Any
 
 import duckdb
 
 from common.settings import Settings, get_settings
 from common.sql import transaction
-from transforms import SQL
+from transforms import SQL, scalar
 from transforms.prepare import prepare
 
 MACROS = "intermediate/air_macros.sql"
@@ -42,7 +41,7 @@ CUMULATIVE_MODELS: tuple[str, ...] = (
 
 def natural_day_timezone(con: duckdb.DuckDBPyConnection) -> str:
     """The zone days are cut in (GB 3095: China Standard Time), from ref.aqi_rules."""
-    rows = con.execute("select natural_day_timezone from int.air_rule_sets").fetchall()
+    rows = SQL.run(con, "queries/select_air_rule_timezones.sql").fetchall()
     zones: set[str] = {r[0] for r in rows}
     if len(zones) != 1:
         raise ValueError(f"aqi_rules: expected one natural_day_timezone, got {sorted(zones)}")
@@ -79,15 +78,11 @@ def compute_air_range(
     with transaction(con):
         SQL.run(con, RULE_SETS_MODEL)
         tz = natural_day_timezone(con)
-        as_of_date = _scalar(
-            con, "select timezone($tz, $t::timestamptz)::date", {"tz": tz, "t": as_of}
-        )
+        as_of_date = scalar(con, "queries/select_local_date.sql", {"tz": tz, "t": as_of})
         # The 8h and 24h windows of the first hours of end + 1 read end's last hours: a day
         # already computed after the range is recomputed with it.
         after = end + timedelta(days=1)
-        has_after = _scalar(
-            con, "select count(*) from kpi.air_daily where local_date = $d", {"d": after}
-        )
+        has_after = scalar(con, "queries/count_air_days.sql", {"d": after})
         last_day: date = after if has_after else end
         params: dict[str, object] = {
             "start_date": start,
@@ -98,16 +93,7 @@ def compute_air_range(
         }
         for model in DAILY_MODELS:
             SQL.run(con, f"{model}.sql", params)
-        last = _scalar(
-            con,
-            "select max(local_date) from kpi.air_daily where year(local_date) = $y",
-            {"y": last_day.year},
-        )
+        last = scalar(con, "queries/select_last_air_day.sql", {"year": last_day.year})
         params["cum_end_date"] = max(last_day, last or end)
         for model in CUMULATIVE_MODELS:
             SQL.run(con, f"{model}.sql", params)
-
-
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object]) -> Any:
-    row = con.execute(sql, params).fetchone()
-    return row[0] if row else None

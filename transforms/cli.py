@@ -50,23 +50,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def read_pack(settings: Settings, day: date, prefix: str | None = None) -> list[dict[str, Any]]:
     """The pack rows of ``day`` from the warehouse (read-only), in a stable order."""
+    from transforms import SQL, scalar
     from warehouse.db import reader
 
     with reader(settings) as con:
-        exists = con.execute(
-            "select count(*) from information_schema.tables"
-            " where table_schema = 'kpi' and table_name = 'pack_values'"
-        ).fetchone()
-        if not exists or not exists[0]:
+        if not scalar(con, "queries/count_tables.sql", {"schema": "kpi", "table": "pack_values"}):
             return []
-        cur = con.execute(
-            "select kpi_id, dimension, value, value_text, unit, target, status, coverage_pct,"
-            " details, computed_at from kpi.pack_values"
-            " where local_date = ? and (? is null or starts_with(kpi_id, ?))"
-            " order by kpi_id, dimension = 'county' desc, dimension",
-            [day, prefix, prefix],
-        )
-        rows = cur.fetchall()
+        params = {"day": day, "prefix": prefix}
+        rows = SQL.run(con, "queries/select_pack.sql", params).fetchall()
     out = []
     for r in rows:
         item = dict(zip(KPI_KEYS, r, strict=True))

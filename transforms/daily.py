@@ -16,14 +16,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
 
 from common.settings import Settings, get_settings
 from common.sql import transaction
-from transforms import SQL
+from transforms import SQL, scalar
 from transforms.prepare import prepare
 from transforms.registry import KPIS
 from transforms.status import lookback_days as configured_lookback
@@ -57,11 +56,8 @@ def days_to_recompute(
     since = target_day - timedelta(days=lookback)
     days = {target_day}
     if _table_exists(con, "core", "dirty_days"):
-        rows = con.execute(
-            "select distinct feed, local_date from core.dirty_days"
-            " where local_date between ? and ?"
-            " and (kpi_computed_at is null or kpi_computed_at < last_marked_at)",
-            [since, target_day],
+        rows = SQL.run(
+            con, "queries/select_dirty_days.sql", {"since": since, "until": target_day}
         ).fetchall()
         for feed, day in rows:
             days.add(day)
@@ -117,27 +113,23 @@ def compute_range(
         SQL.run(con, "pack/snapshot.sql", params)
         for model in PACK_MODELS:
             SQL.run(con, f"pack/{model}.sql", params)
-        before = _scalar(con, "select count(*) from kpi.restatements")
+        before = scalar(con, "queries/count_restatements.sql")
         SQL.run(con, "pack/restatements.sql", params)
-        summary.n_restatements = _scalar(con, "select count(*) from kpi.restatements") - before
-        summary.n_values = _scalar(
-            con,
-            "select count(*) from kpi.pack_values where local_date between ? and ?",
-            [start, pack_end],
+        summary.n_restatements = scalar(con, "queries/count_restatements.sql") - before
+        summary.n_values = scalar(
+            con, "queries/count_pack_values.sql", {"start_date": start, "end_date": pack_end}
         )
-        con.execute(
-            "insert into kpi.runs values (?, ?, ?, ?, ?, ?, ?, ?, now())",
-            [
-                summary.run_id,
-                reason,
-                start,
-                end,
-                as_of_date,
-                summary.n_values,
-                summary.n_restatements,
-                started,
-            ],
-        )
+        run = {
+            "run_id": summary.run_id,
+            "reason": reason,
+            "start_date": start,
+            "end_date": end,
+            "as_of_date": as_of_date,
+            "n_values": summary.n_values,
+            "n_restatements": summary.n_restatements,
+            "started_at": started,
+        }
+        SQL.run(con, "queries/insert_run.sql", run)
     if summary.n_restatements:
         log.warning(
             "%d published KPI value(s) restated for %s..%s (%s)",
@@ -160,12 +152,8 @@ def mark_consumed(
     """Dirty days in start..end marked before the run started are now computed."""
     if not _table_exists(con, "core", "dirty_days"):
         return
-    con.execute(
-        "update core.dirty_days set kpi_computed_at = ?"
-        " where local_date between ? and ? and last_marked_at <= ?"
-        " and (kpi_computed_at is null or kpi_computed_at < last_marked_at)",
-        [started_at, start, end, started_at],
-    )
+    params = {"start_date": start, "end_date": end, "started_at": started_at}
+    SQL.run(con, "queries/update_dirty_days_consumed.sql", params)
 
 
 def compute_day(
@@ -249,25 +237,9 @@ def _connection(
 
 
 def _last_packed_day(con: duckdb.DuckDBPyConnection, end: date) -> date:
-    last: date | None = _scalar(
-        con,
-        "select max(local_date) from kpi.pack_values where year(local_date) = ?",
-        [end.year],
-    )
+    last: date | None = scalar(con, "queries/select_last_packed_day.sql", {"year": end.year})
     return max(end, last) if last else end
 
 
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> Any:
-    row = con.execute(sql, params or []).fetchone()
-    return row[0] if row else None
-
-
 def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(
-        _scalar(
-            con,
-            "select count(*) from information_schema.tables"
-            " where table_schema = ? and table_name = ?",
-            [schema, table],
-        )
-    )
+    return bool(scalar(con, "queries/count_tables.sql", {"schema": schema, "table": table}))

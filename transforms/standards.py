@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 
 from common.settings import Settings
+from transforms import SQL
 
 REQUIRED_COLUMNS = ("source", "valid_from")
 # The table name is an identifier taken from a file name: only this shape is accepted.
@@ -46,8 +47,7 @@ def load_standards(con: duckdb.DuckDBPyConnection, directory: Path) -> dict[str,
         if missing:
             raise StandardsError(f"{path}: missing required column(s) {', '.join(missing)}")
         relations.append((path.stem, rel))
-    con.execute("drop schema if exists ref cascade")
-    con.execute("create schema ref")
+    SQL.run(con, "queries/reset_ref_schema.sql")
     loaded: dict[str, int] = {}
     for stem, rel in relations:
         # The name goes to DuckDB's relation API (no SQL text is built); _STEM validated it.

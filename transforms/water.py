@@ -9,6 +9,7 @@ import duckdb
 
 from common.settings import Settings, get_settings
 from common.sql import transaction
+from transforms import scalar
 from transforms.prepare import prepare, run_models
 
 DAILY_MODELS = (
@@ -51,9 +52,5 @@ def compute_water_range(
 
 
 def _period_end(con: duckdb.DuckDBPyConnection, end: date) -> date:
-    row = con.execute(
-        "select max(as_of_date) from kpi.water_period_section where year(as_of_date) = ?",
-        [end.year],
-    ).fetchone()
-    last: date | None = row[0] if row else None
+    last: date | None = scalar(con, "queries/select_water_period_end.sql", {"year": end.year})
     return max(end, last) if last else end

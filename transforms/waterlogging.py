@@ -8,6 +8,7 @@ from datetime import date, datetime
 import duckdb
 
 from common.settings import Settings, get_settings
+from transforms import SQL
 from transforms.prepare import prepare, run_models
 
 MODELS = ("marts/waterlogging_events", "marts/waterlogging_daily")
@@ -34,9 +35,6 @@ def compute_waterlogging_range(
 
 def ongoing_event_days(con: duckdb.DuckDBPyConnection, since: date, until: date) -> list[date]:
     """Days with an event still open when last computed: recompute them to close it."""
-    rows = con.execute(
-        "select distinct local_date from kpi.waterlogging_events"
-        " where status = 'ongoing' and local_date between ? and ? order by 1",
-        [since, until],
-    ).fetchall()
+    params = {"since": since, "until": until}
+    rows = SQL.run(con, "queries/select_open_event_days.sql", params).fetchall()
     return [r[0] for r in rows]
