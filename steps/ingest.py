@@ -26,9 +26,9 @@ from expectations.reference import feed_rules
 from expectations.validate import Validation, validate_table, with_scope
 from warehouse import batch as wb
 from warehouse import followups, ledger, load, quarantine
-from warehouse.alerts import record_task_failure
 
-__all__ = ["record_task_failure"]  # the DAG's failure callback (log + status file)
+# The DAG's failure callback (log + status file), re-exported so the DAG imports only this.
+from warehouse.alerts import record_task_failure as record_task_failure
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +51,10 @@ class Validated(TypedDict):
     work: wb.ParkedFiles | None  # None: no files, nothing to load
 
 
-class Loaded(TypedDict):
+class Loaded(load.MergeCounts):
     feed: str
     load_run_id: str
     loaded: bool
-    new: int
-    revision: int
-    duplicate: int
-    stale: int
-    valid: int
-    flagged: int
-    partly_valid: int
     changed_dates: list[str]  # ISO local days
 
 
