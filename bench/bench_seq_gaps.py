@@ -24,21 +24,15 @@ from bench.bench_load import synth
 from common.catalogue import load_catalogue
 from common.settings import get_settings
 from common.sql import transaction
+from expectations.validate import FLAGGED_SCHEMA
 from warehouse import db
 from warehouse.batch import dedupe_batch
 from warehouse.load import merge_batch
 from warehouse.seq_gaps import record_seq_anomalies
 
 CHUNK = 1_000_000
-NO_FLAGS = pa.table(
-    {
-        "row_id": pa.array([], pa.int64()),
-        "expectation": pa.array([], pa.string()),
-        "column_name": pa.array([], pa.string()),
-        "observed_value": pa.array([], pa.float64()),
-        "observed_text": pa.array([], pa.string()),
-    }
-)
+# No GX flags: the merge and the seq check only (the flagged table as validate_table makes it).
+NO_FLAGS = FLAGGED_SCHEMA.empty_table()
 
 
 def _rows(feed: str, n: int, offset: int, seed: int) -> pa.Table:
