@@ -25,12 +25,14 @@ import pyarrow as pa
 
 from common.catalogue import load_catalogue
 from common.settings import get_settings
+from common.sql import transaction
 from expectations.derive import history_lookback  # noqa: F401  (imported for warm-up parity)
 from expectations.reference import feed_rules
 from expectations.validate import validate_table
 from ingestion.schema import landing_schema
 from warehouse import db
-from warehouse import pipeline as P
+from warehouse.batch import dedupe_batch
+from warehouse.load import merge_batch
 
 
 class PeakRss:
@@ -152,7 +154,7 @@ def bench(feed: str, total: int, chunk: int, workdir: Path) -> dict[str, float]:
         base = proc.memory_info().rss
         with PeakRss() as peak:
             t0 = time.perf_counter()
-            batch = P.dedupe_batch(raw)
+            batch = dedupe_batch(raw)
             v = validate_table(
                 feed,
                 batch,
@@ -163,9 +165,8 @@ def bench(feed: str, total: int, chunk: int, workdir: Path) -> dict[str, float]:
                 future_tolerance_s=300,
             )
             t1 = time.perf_counter()
-            with db.writer(settings, migrate=False) as con:
-                con.execute("begin transaction")
-                counts = P._merge(
+            with db.writer(settings, migrate=False) as con, transaction(con):
+                counts = merge_batch(
                     con,
                     feed,
                     batch,
@@ -177,7 +178,6 @@ def bench(feed: str, total: int, chunk: int, workdir: Path) -> dict[str, float]:
                         "loaded_at": datetime.now(UTC),
                     },
                 )
-                con.execute("commit")
             t2 = time.perf_counter()
         peak_delta = max(peak_delta, peak.peak - base)
         flagged += counts["flagged"]
@@ -221,10 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     sizes = [int(x) for x in args.rows.split(",")]
     # Warm up GX (import and first context) outside the timings.
-    P.dedupe_batch(synth("air", 1000, 0, 0))
+    dedupe_batch(synth("air", 1000, 0, 0))
     validate_table(
         "air",
-        P.dedupe_batch(synth("air", 1000, 0, 0)),
+        dedupe_batch(synth("air", 1000, 0, 0)),
         rules=feed_rules(get_settings().reference_dir, "air", datetime(2026, 1, 1).date()),
         catalogue=load_catalogue(get_settings().reference_dir, get_settings().city),
         run_time=datetime(2027, 1, 1, tzinfo=UTC),

@@ -23,20 +23,16 @@ import pyarrow.compute as pc
 from bench.bench_load import synth
 from common.catalogue import load_catalogue
 from common.settings import get_settings
+from common.sql import transaction
+from expectations.validate import FLAGGED_SCHEMA
 from warehouse import db
-from warehouse import pipeline as P
+from warehouse.batch import dedupe_batch
+from warehouse.load import merge_batch
 from warehouse.seq_gaps import record_seq_anomalies
 
 CHUNK = 1_000_000
-NO_FLAGS = pa.table(
-    {
-        "row_id": pa.array([], pa.int64()),
-        "expectation": pa.array([], pa.string()),
-        "column_name": pa.array([], pa.string()),
-        "observed_value": pa.array([], pa.float64()),
-        "observed_text": pa.array([], pa.string()),
-    }
-)
+# No GX flags: the merge and the seq check only (the flagged table as validate_table makes it).
+NO_FLAGS = FLAGGED_SCHEMA.empty_table()
 
 
 def _rows(feed: str, n: int, offset: int, seed: int) -> pa.Table:
@@ -75,31 +71,27 @@ def main(argv: list[str] | None = None) -> int:
             pass
         for i, off in enumerate(range(0, total, CHUNK)):
             n = min(CHUNK, total - off)
-            batch = P.dedupe_batch(_rows(feed, n, off, seed=i))
-            with db.writer(settings, migrate=False) as con:
-                con.execute("begin transaction")
+            batch = dedupe_batch(_rows(feed, n, off, seed=i))
+            with db.writer(settings, migrate=False) as con, transaction(con):
                 t0 = time.perf_counter()
-                P._merge(con, feed, batch, NO_FLAGS, _params(feed, i))
+                merge_batch(con, feed, batch, NO_FLAGS, _params(feed, i))
                 t1 = time.perf_counter()
                 found = record_seq_anomalies(con, feed, batch, _params(feed, i))
                 t2 = time.perf_counter()
-                con.execute("commit")
             print(
                 f"{feed} batch {i}: {n:,} rows onto {off:,} stored: merge {t1 - t0:.2f} s, "
                 f"seq check {t2 - t1:.3f} s, anomalies {found}",
                 flush=True,
             )
         devices = 12 if feed == "air" else 75  # readings per minute (air) / per 5 min (lanes)
-        small = P.dedupe_batch(_rows(feed, devices * (10 if feed == "air" else 2), total, 99))
-        with db.writer(settings, migrate=False) as con:
-            con.execute("begin transaction")
-            P._merge(con, feed, small, NO_FLAGS, _params(feed, 99))
+        small = dedupe_batch(_rows(feed, devices * (10 if feed == "air" else 2), total, 99))
+        with db.writer(settings, migrate=False) as con, transaction(con):
+            merge_batch(con, feed, small, NO_FLAGS, _params(feed, 99))
             times = []
             for _ in range(5):
                 t0 = time.perf_counter()
                 found = record_seq_anomalies(con, feed, small, _params(feed, 99))
                 times.append(time.perf_counter() - t0)
-            con.execute("commit")
         print(
             f"{feed} DAG-sized batch of {small.num_rows} rows onto {total:,} stored: seq check "
             f"{min(times) * 1000:.0f}-{max(times) * 1000:.0f} ms, anomalies {found}"

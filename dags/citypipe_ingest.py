@@ -1,14 +1,19 @@
 """citypipe_ingest: landed Parquet -> GX validation -> DuckDB core + dq, every 10 minutes.
 
-This file only wires; the steps live in ``warehouse.pipeline`` (testable without Airflow).
+This file only wires; the steps live in ``steps.ingest`` (importable and tested without Airflow),
+imported inside the tasks so that parsing the DAG stays light.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import dag, get_current_context, task
+
+if TYPE_CHECKING:
+    from common.settings import Settings
+    from steps.ingest import Found, Loaded, Validated
 
 # Every task that writes the DuckDB file takes a slot of this one-slot pool (and the file lock).
 DUCKDB_POOL = "citypipe_duckdb"
@@ -16,12 +21,12 @@ FEEDS = ["air", "water", "waterlogging", "traffic"]
 
 
 def _on_failure(context: Any) -> None:
-    from warehouse.alerts import record_task_failure
+    from steps import ingest
 
-    record_task_failure(context)
+    ingest.record_task_failure(context)
 
 
-def _settings() -> Any:
+def _settings() -> Settings:
     from common.settings import get_settings
 
     return get_settings()
@@ -58,51 +63,48 @@ Idempotent: a rerun loads nothing twice (ledger by sha256). Writers share the on
 """,
 )
 def citypipe_ingest() -> None:
-    @task
-    def discover() -> dict[str, Any]:
-        from warehouse.pipeline import discover_new_files, safe_id
+    # multiple_outputs: the typed dicts' keys are also pushed one by one, as before
+    @task(multiple_outputs=True)
+    def discover() -> Found:
+        from steps import ingest
 
-        run_id = get_current_context()["run_id"]
-        return {"load_run_id": safe_id(str(run_id)), "files": discover_new_files(_settings())}
+        return ingest.discover(_settings(), str(get_current_context()["run_id"]))
 
-    @task
-    def validate(feed: str, found: dict[str, Any]) -> dict[str, Any]:
-        from warehouse.pipeline import validate_feed_batch
+    @task(multiple_outputs=True)
+    def validate(feed: str, found: Found) -> Validated:
+        from steps import ingest
 
-        return validate_feed_batch(_settings(), feed, found["files"][feed], found["load_run_id"])
+        return ingest.validate_feed(_settings(), feed, found["files"][feed], found["load_run_id"])
 
-    @task(pool=DUCKDB_POOL)
-    def load(summary: dict[str, Any]) -> dict[str, Any]:
-        from warehouse.pipeline import load_feed_batch
+    @task(pool=DUCKDB_POOL, multiple_outputs=True)
+    def load(summary: Validated) -> Loaded:
+        from steps import ingest
 
-        return load_feed_batch(_settings(), summary)
+        return ingest.load_feed(_settings(), summary)
 
-    @task(pool=DUCKDB_POOL)
-    def load_quarantine(found: dict[str, Any]) -> dict[str, int]:
-        from warehouse.pipeline import load_quarantine as _load
+    @task(pool=DUCKDB_POOL, multiple_outputs=True)
+    def load_quarantine(found: Found) -> dict[str, int]:
+        from steps import ingest
 
-        return _load(_settings(), found["files"]["quarantine"], found["load_run_id"])
+        return ingest.load_quarantine(_settings(), found)
 
     @task(pool=DUCKDB_POOL)
     def record_dq() -> int:
-        from warehouse.pipeline import record_dq as _record
+        from steps import ingest
 
-        return _record(_settings())
+        return ingest.record_dq(_settings())
 
     @task(pool=DUCKDB_POOL)
     def mark_dirty_days() -> int:
-        from warehouse.pipeline import mark_dirty_days as _mark
+        from steps import ingest
 
-        return len(_mark(_settings()))
+        return ingest.mark_dirty_days(_settings())
 
     @task(pool=DUCKDB_POOL)
-    def build_data_docs(found: dict[str, Any]) -> str | None:
-        from warehouse.pipeline import build_data_docs as _build
-        from warehouse.pipeline import cleanup_work
+    def build_data_docs(found: Found) -> str | None:
+        from steps import ingest
 
-        index = _build(_settings(), found["load_run_id"])
-        cleanup_work(_settings(), found["load_run_id"])
-        return index
+        return ingest.build_data_docs(_settings(), found)
 
     found = discover()
     loaded = load.expand(summary=validate.partial(found=found).expand(feed=FEEDS))

@@ -12,9 +12,10 @@ from __future__ import annotations
 from datetime import datetime
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow as pa  # type: ignore[import-untyped]  # no stubs
+import pyarrow.compute as pc  # type: ignore[import-untyped]  # no stubs
 
+from common.arrow import group_codes
 from common.catalogue import Catalogue
 from expectations.reference import FeedRules
 
@@ -158,22 +159,6 @@ def _floats(col: pa.ChunkedArray) -> np.ndarray:
     return col.to_numpy(zero_copy_only=False)
 
 
-def _group_codes(table: pa.Table, keys: list[str]) -> np.ndarray:
-    """One int64 per series (site, device[, lane]) from dictionary codes: no Python strings."""
-    code = np.zeros(table.num_rows, dtype=np.int64)
-    for k in keys:
-        col = table[k].combine_chunks()
-        if pa.types.is_integer(col.type):
-            idx = pc.fill_null(col, -1).to_numpy(zero_copy_only=False).astype(np.int64) + 1
-            size = int(idx.max()) + 1 if len(idx) else 1
-        else:
-            enc = pc.dictionary_encode(pc.fill_null(col, ""))
-            idx = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-            size = len(enc.dictionary)
-        code = code * max(size, 1) + idx
-    return code
-
-
 def windowed_columns(
     feed: str, batch: pa.Table, history: pa.Table | None, rules: FeedRules
 ) -> dict[str, np.ndarray]:
@@ -194,7 +179,7 @@ def windowed_columns(
         both = pa.concat_tables([h, b])
     else:
         both = b
-    group = _group_codes(both, keys)
+    group = group_codes(both, keys)
     ts = pc.cast(both["observed_at"], pa.int64()).to_numpy(zero_copy_only=False)
     row_id = both["row_id"].to_numpy(zero_copy_only=False)
     is_batch = row_id >= 0

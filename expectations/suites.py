@@ -245,11 +245,11 @@ def build_suite(feed: str, spec_list: list[Spec], version: str | None = None) ->
     """The GX ExpectationSuite for a feed (GX imported here: heavy), its version in meta."""
     import great_expectations as gx
 
-    meta = {SUITE_VERSION_META: version} if version else None
-    suite = gx.ExpectationSuite(name=suite_name(feed), meta=meta)
+    suite_meta = {SUITE_VERSION_META: version} if version else None
+    suite = gx.ExpectationSuite(name=suite_name(feed), meta=suite_meta)
     for s in spec_list:
         cls = getattr(gx.expectations, s.gx_type)
-        meta = {
+        meta: dict[str, Any] = {
             "name": s.name,
             "column": s.column,
             "level": s.level,

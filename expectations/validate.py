@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
+import pyarrow as pa  # type: ignore[import-untyped]  # no stubs
 
 from common.catalogue import Catalogue
 from expectations.derive import derived_columns
@@ -69,6 +69,20 @@ class Validation:
     @property
     def flagged_by_expectation(self) -> dict[str, int]:
         return {r["name"]: r["unexpected_count"] for r in self.results if r["unexpected_count"]}
+
+
+def with_scope(flags: pa.Table) -> pa.Table:
+    """Flags parked by a validation before per-value validity (no scope columns) keep the rule
+    they were made under: each failure invalidates its reading."""
+    if "scope" in flags.column_names:
+        return flags
+    n = flags.num_rows
+    return flags.append_column(
+        FLAGGED_SCHEMA.field("scope"), pa.repeat(pa.scalar("reading"), n)
+    ).append_column(
+        FLAGGED_SCHEMA.field("invalidated_columns"),
+        pa.repeat(pa.scalar([], pa.list_(pa.string())), n),
+    )
 
 
 def quiet_gx() -> None:
@@ -133,7 +147,7 @@ def expected_sites(catalogue: Catalogue, feed: str, batch: pa.Table) -> list[str
     """Sites that should appear in a batch spanning its observed_at range: period <= span / 2."""
     if batch.num_rows == 0:
         return []
-    import pyarrow.compute as pc
+    import pyarrow.compute as pc  # type: ignore[import-untyped]  # no stubs
 
     mm = pc.min_max(pc.cast(batch["observed_at"], pa.int64())).as_py()
     span_s = (mm["max"] - mm["min"]) / 1e6
@@ -158,7 +172,8 @@ def validate_table(
     row_specs = [s for s in spec_list if s.frame == "rows"]
     site_specs = [s for s in spec_list if s.frame == "sites"]
     derived = derived_columns(feed, batch, history, rules, catalogue, run_time)
-    used = {s.kwargs["column"] for s in row_specs} | {s.column for s in row_specs}
+    used: set[str] = {s.kwargs["column"] for s in row_specs}
+    used |= {s.column for s in row_specs if s.column is not None}
     frame = _frame(batch, derived, used)
     del derived
     exp_sites = expected_sites(catalogue, feed, batch)
@@ -185,11 +200,13 @@ def validate_table(
     ).validate_expectation_suite(suite, expectation_parameters={EXPECTED_SITES_PARAM: exp_sites})
     from great_expectations.core.run_identifier import RunIdentifier
 
-    res.meta["run_id"] = RunIdentifier(run_name=validation_run_id, run_time=started)
-    res.meta["validation_time"] = started
-    res.meta["citypipe_validation_run_id"] = validation_run_id
+    # GX types meta with its own keys only; ours go in too (the same dict, viewed untyped).
+    meta = cast("dict[str, Any]", res.meta)
+    meta["run_id"] = RunIdentifier(run_name=validation_run_id, run_time=started)
+    meta["validation_time"] = started
+    meta["citypipe_validation_run_id"] = validation_run_id
     # The v1 Validator does not copy the suite's meta into the result; Data Docs show this.
-    res.meta[SUITE_VERSION_META] = version
+    meta[SUITE_VERSION_META] = version
     flagged, summaries = _collect(res, frame, row_specs)
     if site_specs:
         sites = site_frame(feed, batch, catalogue, run_time)
@@ -228,7 +245,7 @@ def site_frame(
     ``COMPLETENESS_WINDOW_S`` earlier: one late or archived reading from months ago must not stretch the expectation to
     months and fail every site (issue 7). Days further back are judged by
     dq.site_day_completeness, one day at a time."""
-    import pyarrow.compute as pc
+    import pyarrow.compute as pc  # type: ignore[import-untyped]  # no stubs
 
     site_list = sorted(catalogue.by_feed(feed), key=lambda s: s.site_id)
     received: dict[str, int] = {}
@@ -250,7 +267,7 @@ def site_frame(
     run_us = run_time.timestamp() * 1e6
     rows = []
     for s in site_list:
-        lanes = int(s.get("lanes", 1) or 1) if feed == "traffic" else 1
+        lanes = int(cast(int, s.get("lanes", 1)) or 1) if feed == "traffic" else 1
         judged = s.period_s * 2 <= span_s
         expected = len(s.device_ids) * lanes * (int(span_s // s.period_s) + 1) if judged else 0
         got = received.get(s.site_id, 0)
@@ -293,7 +310,9 @@ def _validate_sites(
     ).validate_expectation_suite(ctx.suites.add(suite))
     failing: dict[str, list[str]] = {}
     for r in site_res.results:
-        name = (r.expectation_config.meta or {}).get("name", r.expectation_config.type)
+        config = r.expectation_config
+        assert config is not None  # a suite's results always carry their expectation
+        name = (config.meta or {}).get("name", config.type)
         unexpected = (r.result or {}).get("unexpected_index_list") or []
         if len(unexpected) == 1 and isinstance(unexpected[0].get("site_id"), list):
             failing[name] = [str(x) for x in unexpected[0]["site_id"]]

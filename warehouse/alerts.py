@@ -7,14 +7,15 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from common.settings import get_settings
+from common.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def record_task_failure(context: Any) -> None:
+def record_task_failure(context: Any, settings: Settings | None = None) -> None:
     """Airflow ``on_failure_callback``: log and append one JSON line to status/dag_failures.jsonl.
 
+    ``settings`` defaults to the environment's, read when a failure happens (never at import).
     A callback must never raise (it would hide the original failure), hence the broad except.
     """
     try:
@@ -28,7 +29,11 @@ def record_task_failure(context: Any) -> None:
             "exception": repr(context.get("exception")),
         }
         log.error("citypipe task failed: %s", entry)
-        status = get_settings().status_dir
+        if settings is None:
+            from common.settings import get_settings
+
+            settings = get_settings()
+        status = settings.status_dir
         status.mkdir(parents=True, exist_ok=True)
         with open(status / "dag_failures.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry) + "\n")

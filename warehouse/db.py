@@ -2,13 +2,12 @@
 
 DuckDB allows one read-write process per file, and refuses read-only opens while a writer has it.
 An fcntl lock beside the file (``citypipe.duckdb.lock``) orders them: every writer (ingest DAG,
-KPI DAG, CLI tools) takes it exclusively (:func:`write_lock`), every reader shared
-(:func:`read_lock`), so writers queue behind each other and behind readers, and readers run
+KPI DAG, CLI tools) takes it exclusively (:func:`exclusive_lock`), every reader shared
+(:func:`shared_lock`), so writers queue behind each other and behind readers, and readers run
 together. A waiter never waits silently: after ``LOCK_NOTICE_S`` it logs whom it waits for (the
 writer records its pid and command in the lock file); readers give up after
 ``settings.lock_timeout_s`` with :class:`LockTimeout`. Connections run in UTC so results never
-depend on the machine's time zone; local days are cut explicitly with
-``timezone('Asia/Shanghai', ...)`` in SQL.
+depend on the machine's time zone; local days are cut explicitly with ``timezone(...)`` in SQL.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from pathlib import Path
 import duckdb
 
 from common.settings import Settings
+from warehouse import SQL
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def _open_lock_file(settings: Settings, write: bool) -> tuple[int, Path]:
 
 
 @contextlib.contextmanager
-def write_lock(settings: Settings, timeout_s: float | None = None) -> Iterator[Path]:
+def exclusive_lock(settings: Settings, timeout_s: float | None = None) -> Iterator[Path]:
     """Hold the exclusive warehouse lock: no other writer and no reader meanwhile.
 
     Waits without limit, or raises :class:`LockTimeout` after ``timeout_s``; says whom it waits
@@ -123,7 +123,7 @@ def write_lock(settings: Settings, timeout_s: float | None = None) -> Iterator[P
 
 
 @contextlib.contextmanager
-def read_lock(settings: Settings, timeout_s: float | None = None) -> Iterator[Path]:
+def shared_lock(settings: Settings, timeout_s: float | None = None) -> Iterator[Path]:
     """Hold the warehouse lock shared: writers wait, other readers do not.
 
     ``timeout_s`` defaults to ``settings.lock_timeout_s``; past it, :class:`LockTimeout`.
@@ -139,14 +139,14 @@ def read_lock(settings: Settings, timeout_s: float | None = None) -> Iterator[Pa
 
 def configure(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """Session settings every warehouse connection gets."""
-    con.execute("set TimeZone = 'UTC'")
+    SQL.run(con, "session/set_utc_time_zone.sql")
     return con
 
 
 def connect(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse file (creating its directory for a writer), in UTC.
 
-    Writers must hold :func:`write_lock`. A reader retries for a while when a writer in another
+    Writers must hold :func:`exclusive_lock`. A reader retries for a while when a writer in another
     process has the file open, since DuckDB refuses read-only opens during a write.
     """
     path = settings.warehouse_path
@@ -168,7 +168,7 @@ def connect(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConne
 @contextlib.contextmanager
 def writer(settings: Settings, migrate: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
     """Lock, connect read-write, apply pending migrations, yield; close and unlock after."""
-    with write_lock(settings):
+    with exclusive_lock(settings):
         con = connect(settings, read_only=False)
         try:
             if migrate:
@@ -185,7 +185,7 @@ def writer(settings: Settings, migrate: bool = True) -> Iterator[duckdb.DuckDBPy
 def reader(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short read-only connection under the shared lock: never races a writer, never blocks
     another reader. Raises :class:`LockTimeout` after ``settings.lock_timeout_s``."""
-    with read_lock(settings):
+    with shared_lock(settings):
         con = connect(settings, read_only=True)
         try:
             yield con

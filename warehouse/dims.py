@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import duckdb
-import pyarrow as pa
+import pyarrow as pa  # type: ignore[import-untyped]  # no stubs
 
 from common.catalogue import Catalogue, load_catalogue
 from common.settings import Settings
@@ -60,4 +60,4 @@ def load_dim_site(con: duckdb.DuckDBPyConnection, settings: Settings) -> int:
         SQL.run(con, "core/replace_dim_site.sql")
     finally:
         con.unregister("dim_site_rows")
-    return table.num_rows
+    return int(table.num_rows)

@@ -15,15 +15,15 @@ def ingest_summary(settings: Settings) -> str:
     if not settings.warehouse_path.exists():
         return "warehouse: nothing loaded yet"
     with db.reader(settings) as con:
-        last = SQL.run(con, "report/last_run.sql").fetchone()
+        last = SQL.run(con, "report/select_last_run.sql").fetchone()
         if last is None:
             return "warehouse: nothing loaded yet"
         params = {"load_run_id": last[0]}
-        counts = SQL.run(con, "report/batch_counts.sql", params).fetchall()
-        flagged = SQL.run(con, "report/flagged_by_expectation.sql", params).fetchall()
-        by_value = SQL.run(con, "report/invalid_by_value.sql", params).fetchall()
-        quarantined = SQL.run(con, "report/quarantine_by_reason.sql", params).fetchall()
-        docs = [r[0] for r in SQL.run(con, "report/data_docs.sql", params).fetchall()]
+        counts = SQL.run(con, "report/select_batch_counts.sql", params).fetchall()
+        flagged = SQL.run(con, "report/select_flagged_by_expectation.sql", params).fetchall()
+        by_value = SQL.run(con, "report/select_invalid_by_value.sql", params).fetchall()
+        quarantined = SQL.run(con, "report/select_quarantine_by_reason.sql", params).fetchall()
+        docs = [r[0] for r in SQL.run(con, "report/select_data_docs.sql", params).fetchall()]
     by_exp: dict[str, list[str]] = defaultdict(list)
     for feed, exp, n in flagged:
         by_exp[feed].append(f"{exp}={n}")
@@ -73,7 +73,7 @@ def value_validity(settings: Settings, start: date, end: date) -> str:
         return "warehouse: nothing loaded yet"
     with db.reader(settings) as con:
         rows = SQL.run(
-            con, "report/value_validity.sql", {"start_date": start, "end_date": end}
+            con, "report/select_value_validity.sql", {"start_date": start, "end_date": end}
         ).fetchall()
     head = (
         f"  {'feed':<13}{'value':<19}{'received':>10}{'valid':>10}"

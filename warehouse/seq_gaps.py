@@ -3,7 +3,7 @@
 The contract's ``seq`` counts a device's readings (+1 each), so a jump forward means readings
 never reached the warehouse (docs/feeds.md). After each feed batch is merged, the part of every
 touched device's series that the batch can have changed is recomputed from ``core`` in the
-same transaction (``sql/dq/seq_gaps.sql``): gaps across batches, late readings that fill a
+same transaction (``sql/dq/recompute_seq_gaps.sql``): gaps across batches, late readings that fill a
 gap, and reruns all come out of the stored readings, not out of the batch alone.
 """
 
@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow as pa  # type: ignore[import-untyped]  # no stubs
+import pyarrow.compute as pc  # type: ignore[import-untyped]  # no stubs
 
 from warehouse import SQL
 
@@ -42,7 +42,7 @@ def record_seq_anomalies(
     try:
         SQL.run(
             con,
-            "dq/seq_gaps.sql",
+            "dq/recompute_seq_gaps.sql",
             {
                 **params,
                 "min_obs": mm["min"],
@@ -54,4 +54,4 @@ def record_seq_anomalies(
     finally:
         con.unregister("seq_batch")
     # fetchall, not fetchone: an unfinished result blocks the connection's next register().
-    return int(con.execute("select count(*) from seq_found").fetchall()[0][0])
+    return int(SQL.run(con, "dq/count_seq_anomalies_found.sql").fetchall()[0][0])

@@ -11,8 +11,8 @@ import logging
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow as pa  # type: ignore[import-untyped]  # no stubs
+import pyarrow.parquet as pq  # type: ignore[import-untyped]  # no stubs
 
 from common.catalogue import FEEDS
 from common.settings import Settings
@@ -29,11 +29,13 @@ def refresh_views(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
     fails (say the first file is unreadable: it is in dq.quarantine already), the old view
     stays and the run goes on: the views are a way to look at landing, not part of the load.
     """
-    views = [
-        ("staging/landing_view.sql", feed, settings.landing_dir / feed, f"landing_{feed}")
+    views: list[tuple[str, str | None, Path, str]] = [
+        ("staging/create_landing_view.sql", feed, settings.landing_dir / feed, f"landing_{feed}")
         for feed in FEEDS
     ]
-    views.append(("staging/quarantine_view.sql", None, settings.quarantine_dir, "quarantine"))
+    views.append(
+        ("staging/create_quarantine_view.sql", None, settings.quarantine_dir, "quarantine")
+    )
     for sql, feed, directory, name in views:
         try:
             source = _source(settings, directory, name, feed)

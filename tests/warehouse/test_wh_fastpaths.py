@@ -23,8 +23,10 @@ from wh_factory import series, table, write_landing
 from common.settings import REPO_ROOT, Settings
 from expectations.derive import _no_spike, _window_min, windowed_columns
 from expectations.reference import feed_rules
+from steps.ingest import load_feed, validate_feed
 from warehouse import db
-from warehouse import pipeline as P
+from warehouse.batch import dedupe_batch
+from warehouse.ledger import discover_new_files
 
 START = datetime(2026, 11, 20, 16, 0, tzinfo=UTC)
 
@@ -133,7 +135,7 @@ def test_windowed_checks_do_not_depend_on_row_order() -> None:
 def test_dedupe_keeps_latest_copy_in_arrival_order_without_copying() -> None:
     base = series("air", START, 5)
     clean = table("air", base)
-    out = P.dedupe_batch(clean)
+    out = dedupe_batch(clean)
     assert out.column("row_id").to_pylist() == [0, 1, 2, 3, 4]
     # No duplicates: the very same buffers (no copy of the batch).
     assert out["content_hash"].chunk(0).buffers()[2].address == (
@@ -148,7 +150,7 @@ def test_dedupe_keeps_latest_copy_in_arrival_order_without_copying() -> None:
         dict(base[0], content_hash="tie-later-read", received_at=base[0]["received_at"]),
         base[2],
     ]
-    out = P.dedupe_batch(table("air", rows))
+    out = dedupe_batch(table("air", rows))
     assert out["content_hash"].to_pylist() == [
         base[3]["content_hash"],
         "v2",
@@ -164,17 +166,17 @@ def test_failures_land_on_their_readings_when_part_of_the_batch_was_loaded(
     """A copy of a loaded file is dropped from the batch by checksum, so row ids are no longer
     positions: the flags of the fresh file must still go to the right readings."""
     first = write_landing(settings.home, "air", series("air", START, 20))
-    found = P.discover_new_files(settings)
-    P.load_feed_batch(settings, P.validate_feed_batch(settings, "air", found["air"], "r1"))
+    found = discover_new_files(settings)
+    load_feed(settings, validate_feed(settings, "air", found["air"], "r1"))
     copy = first[0].with_name("part-00000000-copy.parquet")  # sorts before the fresh file
     shutil.copy(first[0], copy)
     fresh = series("air", START + timedelta(minutes=20), 10)
     fresh[2]["pm25_ugm3"] = -2.0
     fresh[5]["flags"] = "maintenance"
     write_landing(settings.home, "air", fresh)
-    found = P.discover_new_files(settings)
+    found = discover_new_files(settings)
     assert found["air"][0] == str(copy)
-    out = P.load_feed_batch(settings, P.validate_feed_batch(settings, "air", found["air"], "r2"))
+    out = load_feed(settings, validate_feed(settings, "air", found["air"], "r2"))
     assert (out["new"], out["flagged"]) == (10, 2)
     with db.reader(settings) as con:
         invalid = con.execute(
@@ -207,9 +209,9 @@ def test_natural_keys_stay_unique_through_redeliveries_and_revisions(
     write_landing(settings.home, "traffic", traffic)
     later = START + timedelta(hours=3)
     for run in ("r1", "r2", "r3"):
-        found = P.discover_new_files(settings)
+        found = discover_new_files(settings)
         for feed in ("air", "traffic"):
-            P.load_feed_batch(settings, P.validate_feed_batch(settings, feed, found[feed], run))
+            load_feed(settings, validate_feed(settings, feed, found[feed], run))
         # next run: exact re-deliveries, revisions (twice in one batch), stale copies
         write_landing(
             settings.home,

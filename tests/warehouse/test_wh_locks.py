@@ -143,17 +143,17 @@ def test_reader_waits_for_a_short_writer_and_says_so(warehouse: Settings, hold) 
 
 def test_writers_exclude_readers_and_each_other(warehouse: Settings, hold) -> None:  # type: ignore[no-untyped-def]
     reader = hold("reader")
-    with pytest.raises(db.LockTimeout, match="held by readers"), db.write_lock(warehouse, 1):
+    with pytest.raises(db.LockTimeout, match="held by readers"), db.exclusive_lock(warehouse, 1):
         pass
     reader.release()
     writer = hold("writer")
     held_by = f"writer pid {writer.proc.pid}"
-    with pytest.raises(db.LockTimeout, match=held_by), db.write_lock(warehouse, 1):
+    with pytest.raises(db.LockTimeout, match=held_by), db.exclusive_lock(warehouse, 1):
         pass
-    with pytest.raises(db.LockTimeout), db.read_lock(warehouse, timeout_s=1):
+    with pytest.raises(db.LockTimeout), db.shared_lock(warehouse, timeout_s=1):
         pass
     writer.release()
-    with db.write_lock(warehouse, timeout_s=1) as path:
+    with db.exclusive_lock(warehouse, timeout_s=1) as path:
         assert f"writer pid {os.getpid()}" in path.read_text()
-    with db.read_lock(warehouse, timeout_s=1):
+    with db.shared_lock(warehouse, timeout_s=1):
         pass

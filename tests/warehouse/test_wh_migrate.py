@@ -64,13 +64,13 @@ def test_connections_run_in_utc(settings: Settings, monkeypatch: pytest.MonkeyPa
         assert con.execute("select current_setting('TimeZone')").fetchone() == ("UTC",)
 
 
-def test_write_lock_is_exclusive(settings: Settings) -> None:
+def test_exclusive_lock_is_exclusive(settings: Settings) -> None:
     # flock is per open file description: a second open in this process also conflicts.
     with (
-        db.write_lock(settings),
+        db.exclusive_lock(settings),
         pytest.raises(TimeoutError),
-        db.write_lock(settings, timeout_s=0.3),
+        db.exclusive_lock(settings, timeout_s=0.3),
     ):
         pass
-    with db.write_lock(settings, timeout_s=0.3):
+    with db.exclusive_lock(settings, timeout_s=0.3):
         pass

@@ -17,8 +17,12 @@ from wh_factory import reading, series, write_landing
 
 from common.settings import Settings, get_settings
 from ingestion.schema import QUARANTINE_SCHEMA
+from steps.ingest import load_feed, validate_feed
 from warehouse import db
-from warehouse import pipeline as P
+from warehouse.followups import mark_dirty_days, record_dq
+from warehouse.ledger import discover_new_files
+from warehouse.load import InjectedFailure
+from warehouse.quarantine import load_quarantine
 
 pytestmark = pytest.mark.integration
 
@@ -41,14 +45,14 @@ def _varied(feed: str, start: datetime, n: int, **kw: Any) -> list[dict[str, Any
 
 
 def run_all(settings: Settings, run_id: str, *, fail_feed: str | None = None) -> dict[str, Any]:
-    found = P.discover_new_files(settings)
+    found = discover_new_files(settings)
     loaded = {}
     for feed in ("air", "water", "waterlogging", "traffic"):
-        s = P.validate_feed_batch(settings, feed, found[feed], run_id)
-        loaded[feed] = P.load_feed_batch(settings, s, fail_before_commit=(feed == fail_feed))
-    loaded["quarantine"] = P.load_quarantine(settings, found["quarantine"], run_id)
-    P.record_dq(settings)
-    P.mark_dirty_days(settings)
+        s = validate_feed(settings, feed, found[feed], run_id)
+        loaded[feed] = load_feed(settings, s, fail_before_commit=(feed == fail_feed))
+    loaded["quarantine"] = load_quarantine(settings, found["quarantine"], run_id)
+    record_dq(settings)
+    mark_dirty_days(settings)
     return loaded
 
 
@@ -123,22 +127,22 @@ def test_rerun_loads_nothing_twice(settings: Settings) -> None:
     paths = write_landing(settings.home, "air", _varied("air", START, 60))
     run_all(settings, "r1")
     before = counts(settings)
-    assert P.discover_new_files(settings)["air"] == []
+    assert discover_new_files(settings)["air"] == []
     run_all(settings, "r2")
     # The same bytes under another name: skipped by checksum, not by path.
     copy = paths[0].with_name("part-copy.parquet")
     shutil.copy(paths[0], copy)
-    assert P.discover_new_files(settings)["air"] == [str(copy)]
+    assert discover_new_files(settings)["air"] == [str(copy)]
     out = run_all(settings, "r3")
     assert out["air"]["loaded"] is False
     assert counts(settings) == before
     # The copy's path is remembered: never discovered (re-hashed, re-validated) again.
-    assert P.discover_new_files(settings)["air"] == []
+    assert discover_new_files(settings)["air"] == []
     # A touched file (same bytes, new mtime) is discovered once more, then never again.
     os.utime(paths[0], ns=(time.time_ns(), time.time_ns() + 10**9))
-    assert P.discover_new_files(settings)["air"] == [str(paths[0])]
+    assert discover_new_files(settings)["air"] == [str(paths[0])]
     run_all(settings, "r4")
-    assert P.discover_new_files(settings)["air"] == []
+    assert discover_new_files(settings)["air"] == []
     assert counts(settings) == before
 
 
@@ -147,9 +151,9 @@ def test_copied_quarantine_file_is_discovered_once(settings: Settings) -> None:
     run_all(settings, "r1")
     copy = src.with_name("part-copy.parquet")
     shutil.copy(src, copy)
-    assert P.discover_new_files(settings)["quarantine"] == [str(copy)]
+    assert discover_new_files(settings)["quarantine"] == [str(copy)]
     run_all(settings, "r2")
-    assert P.discover_new_files(settings)["quarantine"] == []
+    assert discover_new_files(settings)["quarantine"] == []
     assert q(settings, "select count(*) from dq.quarantine") == [(3,)]
 
 
@@ -218,7 +222,7 @@ def test_revision_replaces_flags_of_the_old_version(settings: Settings) -> None:
 def test_interrupted_load_leaves_no_partial_rows(settings: Settings) -> None:
     write_landing(settings.home, "air", _varied("air", START, 50))
     write_landing(settings.home, "traffic", _varied("traffic", START, 20))
-    with pytest.raises(P.InjectedFailure):
+    with pytest.raises(InjectedFailure):
         run_all(settings, "r1", fail_feed="traffic")
     # air committed before; traffic rolled back entirely (rows, flags, dq, ledger).
     assert q(settings, "select count(*) from core.obs_traffic") == [(0,)]
@@ -247,7 +251,7 @@ def test_late_file_for_an_older_day_marks_it_dirty(settings: Settings) -> None:
         "where kpi_computed_at is null or kpi_computed_at < last_marked_at",
     )
     assert pending == [("air", "2026-11-18")]
-    assert P.mark_dirty_days(settings) == [("air", "2026-11-18")]
+    assert mark_dirty_days(settings) == [("air", "2026-11-18")]
 
 
 def test_revision_re_marks_a_computed_day(settings: Settings) -> None:
@@ -360,7 +364,7 @@ def test_unreadable_landing_file_is_quarantined_not_fatal(settings: Settings) ->
     assert q(settings, "select reason, source_file from dq.quarantine") == [
         ("landing_file_unreadable", str(bad))
     ]
-    assert P.discover_new_files(settings)["air"] == []
+    assert discover_new_files(settings)["air"] == []
     # Set aside once quarantined: the staging view that globs the landing folder works again.
     assert not bad.exists()
     assert (

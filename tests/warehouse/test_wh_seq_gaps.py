@@ -13,8 +13,9 @@ import pytest
 from wh_factory import SHANGHAI, reading, table, write_landing
 
 from common.settings import Settings
+from steps.ingest import load_feed, validate_feed
 from warehouse import db
-from warehouse import pipeline as P
+from warehouse.ledger import discover_new_files
 from warehouse.seq_gaps import NEAR_LOOKBACK, record_seq_anomalies
 
 pytestmark = pytest.mark.integration
@@ -40,11 +41,11 @@ def air(seqs_by_minute: dict[int, int], **kw: Any) -> list[dict[str, Any]]:
 
 def load(settings: Settings, run_id: str) -> dict[str, Any]:
     """The ingest DAG's discover -> validate -> load steps, every feed."""
-    found = P.discover_new_files(settings)
+    found = discover_new_files(settings)
     out = {}
     for feed in ("air", "water", "waterlogging", "traffic"):
-        s = P.validate_feed_batch(settings, feed, found[feed], run_id)
-        out[feed] = P.load_feed_batch(settings, s)
+        s = validate_feed(settings, feed, found[feed], run_id)
+        out[feed] = load_feed(settings, s)
     return out
 
 

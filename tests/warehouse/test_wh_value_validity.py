@@ -15,10 +15,12 @@ from common.settings import Settings
 from expectations.reference import feed_rules
 from expectations.suites import specs
 from ingestion.schema import VALUE_COLUMNS
+from steps.ingest import load_feed, validate_feed
 from transforms.air import compute_air_range
 from transforms.water import compute_water_range
 from warehouse import db
-from warehouse import pipeline as P
+from warehouse.followups import record_dq
+from warehouse.ledger import discover_new_files
 from warehouse.report import ingest_summary, value_validity
 
 pytestmark = pytest.mark.integration
@@ -49,12 +51,12 @@ def _bad(r: dict[str, Any]) -> bool:
 
 
 def _load(settings: Settings, run_id: str) -> dict[str, Any]:
-    found = P.discover_new_files(settings)
+    found = discover_new_files(settings)
     out = {}
     for feed in FEEDS:
-        summary = P.validate_feed_batch(settings, feed, found[feed], run_id)
-        out[feed] = P.load_feed_batch(settings, summary)
-    P.record_dq(settings)
+        summary = validate_feed(settings, feed, found[feed], run_id)
+        out[feed] = load_feed(settings, summary)
+    record_dq(settings)
     return out
 
 

@@ -1,8 +1,11 @@
--- Merge one validated batch of a feed without lanes (air, water, waterlogging) into core.
+-- Merge one validated batch of a feed into core; one file for every feed.
 -- Inputs registered by the loader: batch_rows (landing rows + row_id, source_file,
 -- source_sha256; one row per key, files already checked against the ledger) and batch_flags
 -- (row_id, expectation, column_name, observed_value, observed_text, scope, invalidated_columns
 -- from GX: scope 'reading' invalidates the reading, 'value' only invalidated_columns).
+-- $series_key names the columns of a series: site_id, device_id and, for traffic only, lane
+-- (air, water and waterlogging carry no lane in core). A bound list, never formatted in: it
+-- picks columns by name (columns(lambda ...)) and the natural join below keys on them.
 -- Runs inside the caller's transaction: all of it commits or none of it.
 -- This file plans the merge, applies revisions and stores the flags; the core rows are then
 -- inserted by core/insert_obs.sql straight from the Arrow batch (no staging copy: the temp
@@ -15,6 +18,8 @@ with flags_from_gx as (
         f.row_id,
         b.site_id,
         b.device_id,
+        -- lane only where it keys the series (null elsewhere, as the contract has it)
+        case when list_contains($series_key, 'lane') then b.lane end as lane,
         b.observed_at,
         b.local_date,
         f.expectation,
@@ -33,6 +38,7 @@ device_flags as (
         row_id,
         site_id,
         device_id,
+        case when list_contains($series_key, 'lane') then lane end as lane,
         observed_at,
         local_date,
         'device_flag:' || unnest(string_split(flags, '|')) as expectation,
@@ -62,10 +68,28 @@ select
 from batch_flag_rows
 group by row_id;
 
--- what happens to each reading of the batch: new, revision (replaces core), duplicate, stale
+-- what happens to each reading of the batch: new, revision (replaces core), duplicate, stale;
+-- the stored reading of the same key (series key and observed_at) is found by a natural join:
+-- the two sides share only those columns
 create or replace temp table merge_plan as
-with existing as (
-    select site_id, device_id, observed_at, content_hash, received_at
+with batch_keys as (
+    select
+        columns(lambda c: list_contains($series_key, c)),
+        observed_at,
+        row_id,
+        local_date,
+        content_hash,
+        received_at
+    from batch_rows
+),
+
+stored as (
+    select
+        columns(lambda c: list_contains($series_key, c)),
+        observed_at,
+        rowid as stored_rowid,
+        content_hash as stored_hash,
+        received_at as stored_received_at
     from core.obs_{{feed}}
     where observed_at between $min_obs and $max_obs
 )
@@ -76,40 +100,40 @@ select
     -- no failure at all (dq.batch_counts.accepted_valid); the partly valid readings are
     -- counted from batch_failed (small) by the loader, not with a column per reading here
     f.row_id is null as is_clean,
+    e.stored_rowid,
     case
-        when e.site_id is null then 'new'
-        when e.content_hash = b.content_hash then 'duplicate'
-        when e.received_at > b.received_at then 'stale'
+        when e.stored_rowid is null then 'new'
+        when e.stored_hash = b.content_hash then 'duplicate'
+        when e.stored_received_at > b.received_at then 'stale'
         else 'revision'
     end as action
-from batch_rows as b
-left join batch_failed as f using (row_id)
-left join existing as e using (site_id, device_id, observed_at);
+from batch_keys as b
+natural left join stored as e
+left join batch_failed as f on b.row_id = f.row_id;
 
--- keys of the readings that replace a stored one (usually none)
-create or replace temp table revised as
-select
-    b.site_id,
-    b.device_id,
-    b.observed_at
-from batch_rows as b
-semi join (select row_id from merge_plan where action = 'revision') as p using (row_id);
-
-delete from core.obs_{{feed}} as c
-using revised as r
+-- the stored readings the batch replaces (usually none), by their row in core
+delete from core.obs_{{feed}}
 where
-    c.observed_at between $min_obs and $max_obs
-    and c.site_id = r.site_id
-    and c.device_id = r.device_id
-    and c.observed_at = r.observed_at;
+    observed_at between $min_obs and $max_obs
+    and rowid in (select p.stored_rowid from merge_plan as p where p.action = 'revision');
 
+-- their flags; lane is null outside traffic on both sides
 delete from dq.flagged_readings as d
-using revised as r
+using (
+    select
+        b.site_id,
+        b.device_id,
+        case when list_contains($series_key, 'lane') then b.lane end as lane,
+        b.observed_at
+    from batch_rows as b
+    semi join (select row_id from merge_plan where action = 'revision') as p using (row_id)
+) as r
 where
     d.feed = $feed
     and d.observed_at between $min_obs and $max_obs
     and d.site_id = r.site_id
     and d.device_id = r.device_id
+    and d.lane is not distinct from r.lane
     and d.observed_at = r.observed_at;
 
 insert into dq.flagged_readings by name
@@ -117,7 +141,7 @@ select
     $feed as feed,
     f.site_id,
     f.device_id,
-    null::smallint as lane,
+    f.lane,
     f.observed_at,
     f.local_date,
     f.expectation,

@@ -1,5 +1,5 @@
 -- staging.quarantine: the quarantine Parquet files as read, nothing stored (path: see
--- landing_view.sql).
+-- create_landing_view.sql).
 create or replace view staging.quarantine as
 select *
 from read_parquet({{path}}, hive_partitioning = true);
