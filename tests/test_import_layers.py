@@ -43,8 +43,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
 # Only the DAG folder imports Airflow; every step is importable and tested without it.
 AIRFLOW_ALLOWED = frozenset({"dags"})
 
-# Folders that hold no code of the project.
-NOT_CODE = frozenset({"tests", "docs", "reference", "deploy", "scripts"})
+# Folders that hold no code of the project (data/ is the demo's and tests' data home).
+NOT_CODE = frozenset({"tests", "docs", "reference", "deploy", "scripts", "data"})
 
 # Known violations, (importing module, imported module or package) -> why it is still there.
 # Only while issue 8 is being merged: the coordinator empties this list once the branches that
@@ -134,13 +134,13 @@ def check_source(source: str, rel: Path) -> list[Violation]:
 
 
 def project_files() -> list[Path]:
-    files = []
-    for path in sorted(ROOT.rglob("*.py")):
-        rel = path.relative_to(ROOT)
-        top = rel.parts[0]
-        if top.startswith(".") or top in NOT_CODE or (len(rel.parts) == 1 and top == "conftest.py"):
+    """Every .py file of the project's packages (hidden folders such as .venv never entered)."""
+    files: list[Path] = []
+    for top in sorted(ROOT.iterdir()):
+        if top.name.startswith(".") or top.name in NOT_CODE:
             continue
-        files.append(rel)
+        paths = sorted(top.rglob("*.py")) if top.is_dir() else [top] if top.suffix == ".py" else []
+        files.extend(path.relative_to(ROOT) for path in paths)
     return files
 
 
