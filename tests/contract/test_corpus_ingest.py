@@ -34,9 +34,9 @@ import pytest
 from test_corpus import CASES, RECEIVED, _payload
 
 from common.settings import Settings
-from ingestion.broker import CONF_DIR, BrokerHandle
 from ingestion.schema import VALUE_COLUMNS
 from ingestion.service import IngestService
+from simulator.broker import CONF_DIR, BrokerHandle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -4,7 +4,7 @@ Two halves:
 
 - ``generate(catalogue, start, days, seed, faults, feeds)``: a pure, deterministic generator of
   ``SimMessage`` (topic, payload bytes, kind, expected outcome per record). Same arguments, same
-  bytes. The values come from ``ingestion.sim_model``; faults (gaps, re-deliveries, out-of-order,
+  bytes. The values come from ``simulator.sim_model``; faults (gaps, re-deliveries, out-of-order,
   gateway backlog batches, malformed payloads of every reason code, unit variants, stuck sensors,
   spikes) are injected by their own random streams, so turning faults on does not change the
   clean readings.
@@ -38,7 +38,8 @@ from zoneinfo import ZoneInfo
 
 from common.catalogue import FEEDS, Catalogue, Site
 from ingestion.contract import MAX_BATCH, MAX_DATES, REASONS
-from ingestion.sim_model import (
+from ingestion.units import ALTERNATIVES, from_canonical
+from simulator.sim_model import (
     MINUTES,
     AirModel,
     Climate,
@@ -47,7 +48,6 @@ from ingestion.sim_model import (
     WaterModel,
     rng_for,
 )
-from ingestion.units import ALTERNATIVES, from_canonical
 
 if TYPE_CHECKING:
     from common.settings import Settings
