@@ -33,10 +33,10 @@ from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo
 
 from common.catalogue import FEEDS, Catalogue, Site
+from common.mqtt import FALLBACK_ORDER, ProtocolVersion, make_client, parse_broker_url
 from ingestion.contract import MAX_BATCH, MAX_DATES, REASONS
 from ingestion.units import ALTERNATIVES, from_canonical
 from simulator.sim_model import (
@@ -50,6 +50,8 @@ from simulator.sim_model import (
 )
 
 if TYPE_CHECKING:
+    import paho.mqtt.client as mqtt
+
     from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -705,16 +707,6 @@ class PublishStats:
         )
 
 
-def _broker_address(url: str) -> tuple[str, int, str | None, str | None, bool]:
-    u = urlparse(url if "://" in url else f"mqtt://{url}")
-    if u.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-        raise ValueError(f"unsupported broker URL scheme {u.scheme!r} (mqtt://host:port)")
-    tls = u.scheme in ("mqtts", "ssl")
-    user = unquote(u.username) if u.username else None
-    password = unquote(u.password) if u.password else None
-    return u.hostname or "localhost", u.port or (8883 if tls else 1883), user, password, tls
-
-
 class Publisher:
     """A QoS 1 publisher that never has more than ``max_inflight`` messages unacknowledged.
 
@@ -733,11 +725,11 @@ class Publisher:
         max_inflight: int = 1000,
         connect_timeout_s: float = 10.0,
     ) -> None:
-        host, port, url_user, url_password, tls = _broker_address(url)
-        self.host, self.port, self.tls = host, port, tls
-        self.username = url_user or username
+        self.broker = parse_broker_url(url)
+        self.host, self.port = self.broker.host, self.broker.port
+        self.username = self.broker.username or username
         # Secrets come only from the environment or a *_FILE (settings), never from a URL.
-        if url_password:
+        if self.broker.password_in_url:
             log.warning("password in the MQTT URL ignored: use CITYPIPE_MQTT_PASSWORD(_FILE)")
         self.password = password
         self.client_id = client_id
@@ -751,16 +743,14 @@ class Publisher:
         self._refused: Any = None
         self.client = self._connect()
 
-    def _make_client(self, protocol: int) -> Any:
-        import paho.mqtt.client as mqtt
-
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=protocol
+    def _make_client(self, version: ProtocolVersion) -> mqtt.Client:
+        client = make_client(
+            self.broker,
+            version,
+            client_id=self.client_id,
+            username=self.username,
+            password=self.password,
         )
-        if self.username:
-            client.username_pw_set(self.username, self.password)
-        if self.tls:
-            client.tls_set()
         # paho's own cap rescans every queued message on each PUBACK (O(n) per ack); 0 turns it
         # off and the cap is enforced here instead (``outstanding``), which is O(1).
         client.max_inflight_messages_set(0)
@@ -774,8 +764,9 @@ class Publisher:
         import paho.mqtt.client as mqtt
 
         last: Exception | None = None
-        for protocol, name in ((mqtt.MQTTv5, "MQTT 5"), (mqtt.MQTTv311, "MQTT 3.1.1")):
-            client = self._make_client(protocol)
+        for version in FALLBACK_ORDER:
+            name = f"MQTT {version}"
+            client = self._make_client(version)
             self._connected, self._refused = False, None
             try:
                 client.connect(self.host, self.port, keepalive=60)
@@ -1064,6 +1055,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             qos=args.qos,
             max_inflight=args.max_inflight,
         )
+    except ValueError as exc:  # a malformed broker URL
+        print(f"citypipe simulate: {exc}", file=sys.stderr)
+        return 2
     except ConnectionError as exc:
         print(f"citypipe simulate: {exc}", file=sys.stderr)
         return 1
