@@ -146,7 +146,7 @@ def session_connect_args(
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho: no annotations
     props.SessionExpiryInterval = session_expiry_s
     props.ReceiveMaximum = receive_maximum
     return {"clean_start": False, "properties": props}

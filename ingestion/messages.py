@@ -21,9 +21,10 @@ if TYPE_CHECKING:
     from ingestion.metrics import FeedCounters
     from ingestion.writer import WriterConfig
 
-# One MQTT message as received: topic, payload, receive time (epoch seconds). A plain tuple:
+# One MQTT message as received: topic, payload (paho hands a bytearray), receive time (epoch
+# seconds). A plain tuple:
 # a hand-over carries a thousand of them, and a tuple pickles for the least.
-RawMessage: TypeAlias = tuple[str, bytes, float]
+RawMessage: TypeAlias = tuple[str, bytes | bytearray, float]
 
 
 @dataclass(frozen=True, slots=True)

@@ -209,7 +209,9 @@ class IngestService:
 
     # ------------------------------------------------------------------ the two parts meet
 
-    def _take(self, topic: str, payload: bytes, received_at: float, ticket: Ticket) -> None:
+    def _take(
+        self, topic: str, payload: bytes | bytearray, received_at: float, ticket: Ticket
+    ) -> None:
         # paho's network thread: enqueue only (parsing and writing happen in the writer).
         if self.link.put(topic, payload, received_at, ticket):
             self._last_message = time.monotonic()
@@ -232,7 +234,7 @@ class IngestService:
 # ---------------------------------------------------------------------- CLI
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "ingest",
         help="run the durable MQTT ingest service (landing zone + quarantine)",

@@ -59,7 +59,7 @@ class MqttSession:
         protocol: Protocol,
         metrics: IngestMetrics,
         stopping: threading.Event,
-        deliver: Callable[[str, bytes, float, Ticket], None],
+        deliver: Callable[[str, bytes | bytearray, float, Ticket], None],
         on_connected: Callable[[], None],
     ) -> None:
         self.settings = settings

@@ -81,7 +81,7 @@ class LandingWriter:
             settings.landing_dir, settings.quarantine_dir, max_entries=dedupe_max_entries
         )
 
-    def parse(self, topic: str, payload: bytes, received_at: float) -> ParsedMessage:
+    def parse(self, topic: str, payload: bytes | bytearray, received_at: float) -> ParsedMessage:
         return self.parser.parse(topic, payload, datetime.fromtimestamp(received_at, UTC))
 
     def write(self, messages: list[ParsedMessage]) -> FlushResult:
@@ -292,7 +292,7 @@ class _NoPandas:
 
 
 def main(argv: list[str] | None = None) -> int:
-    sys.meta_path.insert(0, _NoPandas())  # type: ignore[arg-type]
+    sys.meta_path.insert(0, _NoPandas())
     args = sys.argv[1:] if argv is None else argv
     fd, parent_pid = int(args[0]), int(args[1])
     _die_with_parent(parent_pid)

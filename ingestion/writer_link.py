@@ -167,7 +167,9 @@ class WriterLink:
 
     # ------------------------------------------------------------------ hand-over
 
-    def put(self, topic: str, payload: bytes, received_at: float, ticket: Ticket) -> bool:
+    def put(
+        self, topic: str, payload: bytes | bytearray, received_at: float, ticket: Ticket
+    ) -> bool:
         """Add one message to the hand-over batch; False once stopping (it stays unacked)."""
         with self._lock:
             if self._stopping.is_set():

@@ -281,16 +281,17 @@ class Generator:
             for device in site.device_ids:
                 seq = [0]
                 if site.feed == "traffic":
-                    model = TrafficModel(site, self.seed)
-                    for lane in range(1, model.lanes + 1):
-                        out.append(_Channel(site, device, lane, model, topic, seq))
+                    traffic = TrafficModel(site, self.seed)
+                    for lane in range(1, traffic.lanes + 1):
+                        out.append(_Channel(site, device, lane, traffic, topic, seq))
                     continue
-                model_cls = {"air": AirModel, "waterlogging": WaterloggingModel}.get(site.feed)
-                model = (
-                    WaterModel(site, self.seed, self.climate)
-                    if site.feed == "water"
-                    else model_cls(site, self.seed)  # type: ignore[misc]
-                )
+                model: AirModel | WaterModel | WaterloggingModel
+                if site.feed == "water":
+                    model = WaterModel(site, self.seed, self.climate)
+                elif site.feed == "air":
+                    model = AirModel(site, self.seed)
+                else:
+                    model = WaterloggingModel(site, self.seed)
                 out.append(_Channel(site, device, None, model, topic, seq))
         return out
 
@@ -963,7 +964,7 @@ def publish(
 # ---------------------------------------------------------------------------- CLI
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "simulate",
         help="publish realistic sensor readings (with faults) for the contract v1 feeds",
@@ -988,7 +989,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="override one fault rate, e.g. --fault duplicate=0.01 (repeatable)",
     )
     p.add_argument("--realtime", action="store_true", help="send each message at its wall time")
-    p.add_argument("--url", help="broker URL, mqtt://[user[:pass]@]host:port (default: settings)")
+    p.add_argument(
+        "--url",
+        help="broker URL, mqtt://[user@]host:port or mqtts://... (default: CITYPIPE_MQTT_URL)",
+    )
     p.add_argument("--qos", type=int, default=1, choices=(0, 1))
     p.add_argument("--max-inflight", type=int, default=1000, help="unacknowledged messages cap")
     p.add_argument("--limit", type=int, help="stop after N messages")
