@@ -3,7 +3,7 @@
 ``multiprocessing.connection.Connection`` carries each message as one length-prefixed pickle;
 the same objects travel through the thread worker's socket pair.
 
-service -> writer: ``Configure`` once, then ``Handover`` batches in arrival order, and ``Stop``
+service -> writer: ``Configure`` (the ``WriterConfig``) once, then ``Handover`` batches in arrival order, and ``Stop``
 after the last one.
 
 writer -> service: ``Ready`` once the writer holds the client id's lock, removed stale temp files
@@ -14,17 +14,33 @@ failed (nothing of that flush is reported durable); ``Bye`` after the final flus
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:
+    from common.settings import Settings
     from ingestion.metrics import FeedCounters
-    from ingestion.writer import WriterConfig
 
 # One MQTT message as received: topic, payload (paho hands a bytearray), receive time (epoch
-# seconds). A plain tuple:
-# a hand-over carries a thousand of them, and a tuple pickles for the least.
+# seconds). A plain tuple: a hand-over carries a thousand of them, and a tuple pickles for least.
 RawMessage: TypeAlias = tuple[str, bytes | bytearray, float]
+
+
+@dataclass
+class WriterConfig:
+    """What the writer needs to know; here, not in ``ingestion.writer``, so that the service
+    process never imports the writer's pyarrow."""
+
+    settings: Settings
+    flush_max_records: int
+    flush_max_messages: int
+    flush_max_age_s: float
+    dedupe_max_entries: int
+    log_level: int = logging.INFO
+    # One landing file per (feed, local date) partition: a flush's time grows with the number of
+    # partitions it touches, and acks wait for the flush. 64 files take ~0.2 s here.
+    flush_max_partitions: int = 64
 
 
 @dataclass(frozen=True, slots=True)

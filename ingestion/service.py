@@ -33,6 +33,7 @@ import time
 from typing import TYPE_CHECKING
 
 from common.mqtt import parse_broker_url
+from ingestion.messages import Durable, WriterConfig
 from ingestion.metrics import IngestMetrics, MetricsServer, write_status
 from ingestion.session import (
     RECEIVE_MAXIMUM,
@@ -41,12 +42,10 @@ from ingestion.session import (
     Protocol,
     Ticket,
 )
-from ingestion.writer import WriterConfig
 from ingestion.writer_link import HANDOFF_MAX_AGE_S, Worker, WriterLink
 
 if TYPE_CHECKING:
     from common.settings import Settings
-    from ingestion.messages import Durable
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,17 @@ from ingestion.landing import (
     remove_stale_temp_files,
     write_table_atomic,
 )
-from ingestion.messages import Bye, Configure, Durable, Failed, Handover, Ready, Stop, ToWriter
+from ingestion.messages import (
+    Bye,
+    Configure,
+    Durable,
+    Failed,
+    Handover,
+    Ready,
+    Stop,
+    ToWriter,
+    WriterConfig,
+)
 from ingestion.metrics import FeedCounters
 
 if TYPE_CHECKING:
@@ -134,19 +144,6 @@ class LandingWriter:
                 kept_digests = [digests_q[i] for i in keep]
                 self.index.commit((QUARANTINE, day), kept_digests, kept_digests)
         return FlushResult(dict(counts), files)
-
-
-@dataclass
-class WriterConfig:
-    settings: Settings
-    flush_max_records: int
-    flush_max_messages: int
-    flush_max_age_s: float
-    dedupe_max_entries: int
-    log_level: int = logging.INFO
-    # One landing file per (feed, local date) partition: a flush's time grows with the number of
-    # partitions it touches, and acks wait for the flush. 64 files take ~0.2 s here.
-    flush_max_partitions: int = 64
 
 
 def lock_path(settings: Settings) -> Path:

@@ -35,12 +35,12 @@ from ingestion.messages import (
     Stop,
     ToService,
     ToWriter,
+    WriterConfig,
 )
 
 if TYPE_CHECKING:
     from ingestion.metrics import IngestMetrics
     from ingestion.session import Ticket
-    from ingestion.writer import WriterConfig
 
 log = logging.getLogger(__name__)
 

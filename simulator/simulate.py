@@ -9,7 +9,8 @@ Two halves:
   spikes) are injected by their own random streams, so turning faults on does not change the
   clean readings.
 - ``publish(messages, url)``: paho-mqtt 2.x, QoS 1, MQTT 5 with a 3.1.1 fallback, a cap on
-  in-flight messages (paho cannot track more than 65,535 QoS 1 ids), progress on a TTY.
+  in-flight messages (paho cannot track more than 65,535 QoS 1 ids), progress on a TTY. The URL
+  and the client come from ``common.mqtt``, as the ingest service's do.
 
 ``--out FILE.jsonl`` writes the messages instead of publishing (see ``write_jsonl``/``read_jsonl``).
 """
