@@ -487,8 +487,13 @@ class ContractParser:
         device_id, seq, period_s = _identity(doc, site_id, site_period_s)
         observed = self._observed_at(doc, site_id, oldest, received)
         values, row = _values(t, doc)
-        flags_s = _flags(doc)
-        lane, direction = _lane_direction(t, doc, lanes)
+        flags = doc.get("flags")
+        # Most readings carry no flags: skip the stage's call on the hot path.
+        flags_s = "" if flags is None or flags == [] else _flags(flags)
+        if t.feed != "traffic" and "lane" not in doc and "direction" not in doc:
+            lane = direction = None  # the common case, without the stage's call
+        else:
+            lane, direction = _lane_direction(t, doc, lanes)
 
         feed = t.feed
         observed_iso = observed.isoformat()
@@ -688,9 +693,8 @@ def _identity(doc: Doc, site_id: str, site_period_s: int) -> tuple[str, int, int
     return device_id, seq, period_s
 
 
-def _unit_factors(t: _FeedTable, doc: Doc) -> dict[str, float] | None:
+def _unit_factors(t: _FeedTable, units: object) -> dict[str, float] | None:
     """Conversion factor to the canonical unit per field whose unit is not canonical."""
-    units = doc.get("units")
     if units is None:
         return None
     if type(units) is not dict:
@@ -717,7 +721,8 @@ def _unit_factors(t: _FeedTable, doc: Doc) -> dict[str, float] | None:
 def _values(t: _FeedTable, doc: Doc) -> tuple[Doc, dict[str, object]]:
     """The reading's values, and a landing row holding them in canonical units (other columns None)."""
     # Units before values: the conversion factors apply to the values.
-    factors = _unit_factors(t, doc)
+    # Most readings carry no units: skip the stage's call on the hot path.
+    factors = _unit_factors(t, doc["units"]) if "units" in doc else None
     values = doc["values"]
     if type(values) is not dict:
         _check_object(values, "values")
@@ -757,11 +762,8 @@ def _values(t: _FeedTable, doc: Doc) -> tuple[Doc, dict[str, object]]:
     return values, row
 
 
-def _flags(doc: Doc) -> str:
-    """flags as stored: the distinct flags, sorted, joined by "|" ("" for none)."""
-    flags = doc.get("flags")
-    if flags is None or flags == []:
-        return ""
+def _flags(flags: object) -> str:
+    """A reading's (non-empty) flags as stored: the distinct flags, sorted, joined by "|"."""
     if type(flags) is not list:
         raise _Reject("wrong_type", f"flags: expected array, got {_excerpt(flags)}")
     for f in flags:
