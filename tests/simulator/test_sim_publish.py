@@ -30,7 +30,7 @@ class Subscriber:
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id="h1-test-sub", protocol=mqtt.MQTTv5
+            mqtt.CallbackAPIVersion.VERSION2, client_id="sim-test-sub", protocol=mqtt.MQTTv5
         )
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self._ready.set()
