@@ -100,7 +100,6 @@ class IngestService:
             or min(settings.flush_max_records, RECEIVE_MAXIMUM // 2),
             flush_max_age_s=settings.flush_max_age_s,
             dedupe_max_entries=dedupe_max_entries,
-            log_level=logging.getLogger().getEffectiveLevel(),
         )
         self.link = WriterLink(
             config,
@@ -134,6 +133,8 @@ class IngestService:
         server = None
         if self.metrics_port is not None:
             server = MetricsServer(self.metrics, self.metrics_port, self.metrics_host).start()
+        # The writer logs at the level in force when the service starts.
+        self.link.config.log_level = logging.getLogger().getEffectiveLevel()
         self.link.start()
         try:
             # Connect only once the writer holds the client id's lock: a previous writer of ours
