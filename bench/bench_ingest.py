@@ -36,7 +36,7 @@ import psutil
 
 from common.catalogue import load_catalogue
 from common.settings import REPO_ROOT, get_settings
-from ingestion.broker import BrokerHandle, start_broker
+from simulator.broker import BrokerHandle, start_broker
 
 CST = timezone(timedelta(hours=8))
 RATIO_TARGET = 0.8

@@ -18,7 +18,7 @@ from common.settings import get_settings
 # Which module contributes each subcommand, in help order.
 COMMANDS = {
     "demo": "citypipe.demo",
-    "simulate": "ingestion.simulate",
+    "simulate": "simulator.simulate",
     "ingest": "ingestion.service",
     "run": "citypipe.rundag",
     "kpis": "transforms.cli",

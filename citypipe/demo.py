@@ -90,7 +90,7 @@ def _broker(settings: Settings) -> Iterator[Settings]:
         print(f"broker: {settings.mqtt_url} (CITYPIPE_MQTT_URL)")
         yield settings
         return
-    from ingestion.broker import start_broker
+    from simulator.broker import start_broker
 
     with start_broker(settings.home / "broker") as handle:
         print(f"broker: embedded {handle.kind} at {handle.url}")
@@ -100,7 +100,7 @@ def _broker(settings: Settings) -> Iterator[Settings]:
 def _ingest_while_publishing(settings: Settings, messages: list[Any]) -> dict[str, Any]:
     """Run the ingest service in-process while the simulator publishes; drain until idle."""
     from ingestion.service import IngestService
-    from ingestion.simulate import publish
+    from simulator.simulate import publish
 
     service = IngestService(settings, until_idle_s=3.0)
     result: dict[str, int] = {}
@@ -160,7 +160,7 @@ def _run_dag(settings: Settings, dag_id: str, day: date) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from common.catalogue import load_catalogue
-    from ingestion.simulate import generate
+    from simulator.simulate import generate
 
     tz = ZoneInfo(settings.timezone)
     settings.home.mkdir(parents=True, exist_ok=True)

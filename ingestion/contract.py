@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from hashlib import blake2b
 from itertools import accumulate
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from ingestion.schema import VALUE_COLUMNS, landing_schema
@@ -97,7 +97,7 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 @dataclass(slots=True)
 class Reading:
     feed: str
-    key: tuple  # (feed, site_id, device_id, lane, observed_at UTC ISO string)
+    key: tuple[str, str, str, int | None, str]  # (feed, site, device, lane, observed_at UTC ISO)
     content_hash: str
     local_date: date
     row: dict[str, object]
@@ -193,13 +193,14 @@ def parse_timestamp(text: str) -> datetime | None:
         return None
 
 
-class _DuplicateKeys(dict):
+class _DuplicateKeys(dict[str, object]):
     """A JSON object that named a key twice; ``name`` is the first repeated key."""
 
     __slots__ = ("name",)
+    name: str
 
 
-def _object_pairs(pairs: list[tuple[str, object]]) -> dict:
+def _object_pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
     d = dict(pairs)
     if len(d) == len(pairs):
         return d
@@ -257,6 +258,12 @@ class _FeedTable:
         self.columns: tuple[str, ...] = tuple(landing_schema(feed).names)
 
 
+# (lane count (0 for non-traffic sites), catalogue period_s, oldest accepted observed_at in UTC)
+_SiteInfo = tuple[int, int, datetime]
+# A decoded JSON object (json.loads gives values of any JSON type).
+Doc = dict[str, Any]
+
+
 class ContractParser:
     """Parse MQTT messages of contract v1 for one city against its site catalogue."""
 
@@ -282,7 +289,7 @@ class ContractParser:
         self._schemas = {t.schema: f for f, t in self._feeds.items()}
         # (feed, site_id) -> (lane count (0 for non-traffic sites), catalogue period_s, oldest
         # accepted observed_at in UTC); membership = site known for feed.
-        self._sites: dict[tuple[str, str], tuple[int, int, datetime]] = {}
+        self._sites: dict[tuple[str, str], _SiteInfo] = {}
         for site in catalogue.sites.values():
             lanes = site.get("lanes") if site.feed == "traffic" else 0
             # The oldest accepted reading: local midnight of the site's valid_from, unless the
@@ -311,7 +318,7 @@ class ContractParser:
 
     # ------------------------------------------------------------------ public
 
-    def parse(self, topic: str, payload: bytes, received_at: datetime) -> ParsedMessage:
+    def parse(self, topic: str, payload: bytes | bytearray, received_at: datetime) -> ParsedMessage:
         """Parse one message. Never raises; every record ends as a Reading or a Rejection."""
         try:
             return self._parse(topic, payload, received_at)
@@ -342,12 +349,16 @@ class ContractParser:
 
     # ------------------------------------------------------------------ internals
 
-    def _parse(self, topic: str, payload: bytes, received_at: datetime) -> ParsedMessage:
+    def _parse(
+        self, topic: str, payload: bytes | bytearray, received_at: datetime
+    ) -> ParsedMessage:
         received = _as_utc(received_at)
 
         # Topic first: it names feed and site for every quarantine row below.
-        feed = site = None
-        reason = detail = None
+        feed: str | None = None
+        site: str | None = None
+        reason: str | None = None
+        detail = ""
         parts = topic.split("/") if isinstance(topic, str) else []
         if len(parts) != 4 or parts[0] != "city" or not parts[1] or not parts[3]:
             reason, detail = (
@@ -408,6 +419,7 @@ class ContractParser:
                 topic, feed, site, received, "not_json", str(exc)[:EXCERPT], payload, size
             )
 
+        assert feed is not None and site is not None  # no topic reason: the topic named both
         table = self._feeds[feed]
         if isinstance(doc, dict):
             try:
@@ -461,19 +473,58 @@ class ContractParser:
             f"payload is a JSON {_type_name(doc)}, not an object or array", payload, size,
         )  # fmt: skip
 
-    def _reading(
-        self, t: _FeedTable, topic_site: str, topic: str, doc: dict, received: datetime
-    ) -> Reading:
-        feed = t.feed
-        _check_object(doc, "reading")
-        for name in _REQUIRED:
-            if name not in doc:
-                raise _Reject("missing_field", f"{name}: required field missing")
-        if len(doc) > 7:
-            for name in doc:
-                if name not in _TOP_LEVEL:
-                    raise _Reject("unknown_field", f"unknown top-level field {_excerpt(name)}")
+    # ------------------------------------------------------------------ one reading, in stages
+    #
+    # The stages run in this order, and the first broken rule names the quarantine reason:
+    # fields, site (schema and site_id), identity (device_id, seq, period_s), observed_at,
+    # values (units first), flags, lane and direction; then the content hash.
 
+    def _reading(
+        self, t: _FeedTable, topic_site: str, topic: str, doc: Doc, received: datetime
+    ) -> Reading:
+        _check_fields(doc)
+        site_id, (lanes, site_period_s, oldest) = self._site(t, topic_site, doc)
+        device_id, seq, period_s = _identity(doc, site_id, site_period_s)
+        observed = self._observed_at(doc, site_id, oldest, received)
+        values, row = _values(t, doc)
+        flags = doc.get("flags")
+        # Most readings carry no flags: skip the stage's call on the hot path.
+        flags_s = "" if flags is None or flags == [] else _flags(flags)
+        if t.feed != "traffic" and "lane" not in doc and "direction" not in doc:
+            lane = direction = None  # the common case, without the stage's call
+        else:
+            lane, direction = _lane_direction(t, doc, lanes)
+
+        feed = t.feed
+        observed_iso = observed.isoformat()
+        local_date = self._local_date(observed)
+        # Canonical text of the reading: equal for an exact re-delivery, whatever the JSON spelling.
+        canon = (
+            f"{feed}\x1f{site_id}\x1f{device_id}\x1f{lane}\x1f{observed_iso}\x1f{period_s}"
+            f"\x1f{flags_s}\x1f{seq}\x1f{direction}"
+        )
+        for fname, col in t.fields.items():
+            canon += f"\x1f{row[col]!r}" if fname in values else "\x1f-"
+        content_hash = blake2b(canon.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+        row["site_id"] = site_id
+        row["device_id"] = device_id
+        row["lane"] = lane
+        row["direction"] = direction
+        row["seq"] = seq
+        row["observed_at"] = observed
+        row["period_s"] = period_s
+        row["flags"] = flags_s
+        row["received_at"] = received
+        row["topic"] = topic
+        row["content_hash"] = content_hash
+        row["local_date"] = local_date
+        return Reading(
+            feed, (feed, site_id, device_id, lane, observed_iso), content_hash, local_date, row
+        )
+
+    def _site(self, t: _FeedTable, topic_site: str, doc: Doc) -> tuple[str, _SiteInfo]:
+        """Schema and site_id agree with the topic, and the site is in the catalogue."""
         schema = doc["schema"]
         if schema != t.schema:
             if not isinstance(schema, str):
@@ -481,7 +532,7 @@ class ContractParser:
             if schema in self._schemas:
                 raise _Reject(
                     "schema_mismatch",
-                    f"schema {schema!r} on a {feed} topic (expected {t.schema!r})",
+                    f"schema {schema!r} on a {t.feed} topic (expected {t.schema!r})",
                 )
             raise _Reject("unknown_schema", f"schema {_excerpt(schema)} is not a known contract")
 
@@ -493,42 +544,17 @@ class ContractParser:
                 "site_mismatch",
                 f"site_id {_excerpt(site_id)} differs from topic site {topic_site!r}",
             )
-        site_info = self._sites.get((feed, site_id))
+        site_info = self._sites.get((t.feed, site_id))
         if site_info is None:
-            raise _Reject("unknown_site", f"site_id {_excerpt(site_id)} is not a known {feed} site")
-        lanes, site_period_s, oldest = site_info
-
-        device_id = doc["device_id"]
-        if type(device_id) is not str:
-            raise _Reject("wrong_type", f"device_id: expected string, got {_excerpt(device_id)}")
-        if not device_id or len(device_id) > MAX_DEVICE_ID or not device_id.isprintable():
             raise _Reject(
-                "bad_device",
-                f"device_id {_excerpt(device_id)} is empty, too long or not printable text",
+                "unknown_site", f"site_id {_excerpt(site_id)} is not a known {t.feed} site"
             )
-        if device_id.isspace():
-            raise _Reject("bad_device", f"device_id {_excerpt(device_id)} is blank")
+        return site_id, site_info
 
-        seq = doc["seq"]
-        if type(seq) is not int:
-            raise _Reject("wrong_type", f"seq: expected integer, got {_excerpt(seq)}")
-        if seq < 0:
-            raise _Reject("negative_seq", f"seq {seq} < 0")
-        if seq > 9223372036854775807:
-            raise _Reject("wrong_type", f"seq {_excerpt(seq)} exceeds 64-bit integer range")
-
-        period_s = doc["period_s"]
-        if type(period_s) is not int:
-            raise _Reject("wrong_type", f"period_s: expected integer, got {_excerpt(period_s)}")
-        if not 0 < period_s <= MAX_PERIOD_S:
-            raise _Reject("bad_period", f"period_s {_excerpt(period_s)} not in 1..{MAX_PERIOD_S}")
-        if period_s != site_period_s:
-            # Coverage and validity count readings as periods of the catalogue's length.
-            raise _Reject(
-                "period_mismatch",
-                f"period_s {period_s} differs from {site_id}'s catalogue period {site_period_s}",
-            )
-
+    def _observed_at(
+        self, doc: Doc, site_id: str, oldest: datetime, received: datetime
+    ) -> datetime:
+        """observed_at in UTC: RFC 3339 with an offset, not before the site's oldest, not future."""
         observed_raw = doc["observed_at"]
         if type(observed_raw) is not str:
             raise _Reject(
@@ -562,127 +588,7 @@ class ContractParser:
                 f"observed_at {_excerpt(observed_raw)} is {(observed - received).total_seconds():.0f} s "
                 f"after received_at {received.isoformat()}",
             )
-
-        # Units before values: the conversion factors apply to the values.
-        factors: dict[str, float] | None = None
-        units = doc.get("units")
-        if units is not None:
-            if type(units) is not dict:
-                _check_object(units, "units")
-                raise _Reject("wrong_type", f"units: expected object, got {_excerpt(units)}")
-            if units:
-                factors = {}
-                for fname, uname in units.items():
-                    allowed = t.units.get(fname)
-                    if allowed is None:
-                        raise _Reject(
-                            "unknown_field", f"units: unknown {feed} field {_excerpt(fname)}"
-                        )
-                    factor = allowed.get(uname) if type(uname) is str else None
-                    if factor is None:
-                        raise _Reject(
-                            "unknown_unit",
-                            f"units.{fname}: {_excerpt(uname)} is not one of {sorted(allowed)}",
-                        )
-                    if factor != 1.0:
-                        factors[fname] = factor
-
-        values = doc["values"]
-        if type(values) is not dict:
-            _check_object(values, "values")
-            raise _Reject("wrong_type", f"values: expected object, got {_excerpt(values)}")
-        if not values:
-            raise _Reject("no_values", "values: empty object, no field measured")
-        row: dict[str, object] = dict.fromkeys(t.columns)
-        fields = t.fields
-        for fname, v in values.items():
-            col = fields.get(fname)
-            if col is None:
-                raise _Reject("unknown_field", f"values: unknown {feed} field {_excerpt(fname)}")
-            if v is None:
-                continue
-            tv = type(v)
-            if tv is float:
-                if not math.isfinite(v):
-                    raise _Reject("bad_number", f"values.{fname}: {v!r} is not finite")
-                v += 0.0  # -0.0 becomes 0.0: the same measurement, the same content hash
-            elif tv is int:
-                try:
-                    v = float(v)
-                except OverflowError:
-                    raise _Reject(
-                        "bad_number", f"values.{fname}: {_excerpt(v)} out of range"
-                    ) from None
-            elif tv is _BigInt:
-                raise _Reject("bad_number", f"values.{fname}: {v!r} out of range")
-            else:
-                raise _Reject(
-                    "bad_number",
-                    f"values.{fname}: {_excerpt(v)} is a {_type_name(v)}, not a number",
-                )
-            if factors and fname in factors:
-                v = float(f"{v * factors[fname]:.12g}")  # see units._tidy
-                if not math.isfinite(v):
-                    raise _Reject(
-                        "bad_number", f"values.{fname}: out of range after unit conversion"
-                    )
-            row[col] = v
-
-        flags = doc.get("flags")
-        if flags is None or flags == []:
-            flags_s = ""
-        else:
-            if type(flags) is not list:
-                raise _Reject("wrong_type", f"flags: expected array, got {_excerpt(flags)}")
-            for f in flags:
-                if type(f) is not str or f not in FLAGS:
-                    raise _Reject("bad_flag", f"flags: {_excerpt(f)} is not one of {sorted(FLAGS)}")
-            flags_s = "|".join(sorted(set(flags)))
-
-        lane = doc.get("lane")
-        direction = doc.get("direction")
-        if feed == "traffic":
-            if lane is None:
-                raise _Reject("missing_field", "lane: required on traffic readings")
-            if type(lane) is not int:
-                raise _Reject("wrong_type", f"lane: expected integer, got {_excerpt(lane)}")
-            if lane < 1 or (lanes and lane > lanes):
-                raise _Reject("bad_lane", f"lane {_excerpt(lane)} not in 1..{lanes or 'n'}")
-            if direction is None:
-                raise _Reject("missing_field", "direction: required on traffic readings")
-            if type(direction) is not str or direction not in DIRECTIONS:
-                raise _Reject(
-                    "bad_direction", f"direction {_excerpt(direction)} is not inbound or outbound"
-                )
-        elif lane is not None or direction is not None:
-            raise _Reject("lane_not_allowed", f"lane/direction given on a {feed} reading")
-
-        observed_iso = observed.isoformat()
-        local_date = self._local_date(observed)
-        # Canonical text of the reading: equal for an exact re-delivery, whatever the JSON spelling.
-        canon = (
-            f"{feed}\x1f{site_id}\x1f{device_id}\x1f{lane}\x1f{observed_iso}\x1f{period_s}"
-            f"\x1f{flags_s}\x1f{seq}\x1f{direction}"
-        )
-        for fname, col in fields.items():
-            canon += f"\x1f{row[col]!r}" if fname in values else "\x1f-"
-        content_hash = blake2b(canon.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-        row["site_id"] = site_id
-        row["device_id"] = device_id
-        row["lane"] = lane
-        row["direction"] = direction
-        row["seq"] = seq
-        row["observed_at"] = observed
-        row["period_s"] = period_s
-        row["flags"] = flags_s
-        row["received_at"] = received
-        row["topic"] = topic
-        row["content_hash"] = content_hash
-        row["local_date"] = local_date
-        return Reading(
-            feed, (feed, site_id, device_id, lane, observed_iso), content_hash, local_date, row
-        )
+        return observed
 
     def _local_date(self, observed_utc: datetime) -> date:
         return observed_utc.astimezone(self.tz).date()
@@ -734,3 +640,155 @@ def _as_utc(ts: datetime) -> datetime:
     if ts.utcoffset() == timedelta(0):
         return ts
     return ts.astimezone(UTC)
+
+
+# ---------------------------------------------------------------------- stages of one reading
+# Module functions (no parser state): each checks one part of a reading and raises _Reject.
+
+
+def _check_fields(doc: Doc) -> None:
+    """The reading is an object with unique keys, every required field and no unknown one."""
+    _check_object(doc, "reading")
+    for name in _REQUIRED:
+        if name not in doc:
+            raise _Reject("missing_field", f"{name}: required field missing")
+    if len(doc) > 7:
+        for name in doc:
+            if name not in _TOP_LEVEL:
+                raise _Reject("unknown_field", f"unknown top-level field {_excerpt(name)}")
+
+
+def _identity(doc: Doc, site_id: str, site_period_s: int) -> tuple[str, int, int]:
+    """device_id, seq and period_s (which must be the catalogue's period of the site)."""
+    device_id = doc["device_id"]
+    if type(device_id) is not str:
+        raise _Reject("wrong_type", f"device_id: expected string, got {_excerpt(device_id)}")
+    if not device_id or len(device_id) > MAX_DEVICE_ID or not device_id.isprintable():
+        raise _Reject(
+            "bad_device",
+            f"device_id {_excerpt(device_id)} is empty, too long or not printable text",
+        )
+    if device_id.isspace():
+        raise _Reject("bad_device", f"device_id {_excerpt(device_id)} is blank")
+
+    seq = doc["seq"]
+    if type(seq) is not int:
+        raise _Reject("wrong_type", f"seq: expected integer, got {_excerpt(seq)}")
+    if seq < 0:
+        raise _Reject("negative_seq", f"seq {seq} < 0")
+    if seq > 9223372036854775807:
+        raise _Reject("wrong_type", f"seq {_excerpt(seq)} exceeds 64-bit integer range")
+
+    period_s = doc["period_s"]
+    if type(period_s) is not int:
+        raise _Reject("wrong_type", f"period_s: expected integer, got {_excerpt(period_s)}")
+    if not 0 < period_s <= MAX_PERIOD_S:
+        raise _Reject("bad_period", f"period_s {_excerpt(period_s)} not in 1..{MAX_PERIOD_S}")
+    if period_s != site_period_s:
+        # Coverage and validity count readings as periods of the catalogue's length.
+        raise _Reject(
+            "period_mismatch",
+            f"period_s {period_s} differs from {site_id}'s catalogue period {site_period_s}",
+        )
+    return device_id, seq, period_s
+
+
+def _unit_factors(t: _FeedTable, units: object) -> dict[str, float] | None:
+    """Conversion factor to the canonical unit per field whose unit is not canonical."""
+    if units is None:
+        return None
+    if type(units) is not dict:
+        _check_object(units, "units")
+        raise _Reject("wrong_type", f"units: expected object, got {_excerpt(units)}")
+    if not units:
+        return None
+    factors: dict[str, float] = {}
+    for fname, uname in units.items():
+        allowed = t.units.get(fname)
+        if allowed is None:
+            raise _Reject("unknown_field", f"units: unknown {t.feed} field {_excerpt(fname)}")
+        factor = allowed.get(uname) if type(uname) is str else None
+        if factor is None:
+            raise _Reject(
+                "unknown_unit",
+                f"units.{fname}: {_excerpt(uname)} is not one of {sorted(allowed)}",
+            )
+        if factor != 1.0:
+            factors[fname] = factor
+    return factors
+
+
+def _values(t: _FeedTable, doc: Doc) -> tuple[Doc, dict[str, object]]:
+    """The reading's values, and a landing row holding them in canonical units (other columns None)."""
+    # Units before values: the conversion factors apply to the values.
+    # Most readings carry no units: skip the stage's call on the hot path.
+    factors = _unit_factors(t, doc["units"]) if "units" in doc else None
+    values = doc["values"]
+    if type(values) is not dict:
+        _check_object(values, "values")
+        raise _Reject("wrong_type", f"values: expected object, got {_excerpt(values)}")
+    if not values:
+        raise _Reject("no_values", "values: empty object, no field measured")
+    row: dict[str, object] = dict.fromkeys(t.columns)
+    fields = t.fields
+    for fname, v in values.items():
+        col = fields.get(fname)
+        if col is None:
+            raise _Reject("unknown_field", f"values: unknown {t.feed} field {_excerpt(fname)}")
+        if v is None:
+            continue
+        tv = type(v)
+        if tv is float:
+            if not math.isfinite(v):
+                raise _Reject("bad_number", f"values.{fname}: {v!r} is not finite")
+            v += 0.0  # -0.0 becomes 0.0: the same measurement, the same content hash
+        elif tv is int:
+            try:
+                v = float(v)
+            except OverflowError:
+                raise _Reject("bad_number", f"values.{fname}: {_excerpt(v)} out of range") from None
+        elif tv is _BigInt:
+            raise _Reject("bad_number", f"values.{fname}: {v!r} out of range")
+        else:
+            raise _Reject(
+                "bad_number",
+                f"values.{fname}: {_excerpt(v)} is a {_type_name(v)}, not a number",
+            )
+        if factors and fname in factors:
+            v = float(f"{v * factors[fname]:.12g}")  # see units._tidy
+            if not math.isfinite(v):
+                raise _Reject("bad_number", f"values.{fname}: out of range after unit conversion")
+        row[col] = v
+    return values, row
+
+
+def _flags(flags: object) -> str:
+    """A reading's (non-empty) flags as stored: the distinct flags, sorted, joined by "|"."""
+    if type(flags) is not list:
+        raise _Reject("wrong_type", f"flags: expected array, got {_excerpt(flags)}")
+    for f in flags:
+        if type(f) is not str or f not in FLAGS:
+            raise _Reject("bad_flag", f"flags: {_excerpt(f)} is not one of {sorted(FLAGS)}")
+    return "|".join(sorted(set(flags)))
+
+
+def _lane_direction(t: _FeedTable, doc: Doc, lanes: int) -> tuple[int | None, str | None]:
+    """Traffic readings name a lane of the detector and a direction; other feeds name neither."""
+    lane = doc.get("lane")
+    direction = doc.get("direction")
+    if t.feed == "traffic":
+        if lane is None:
+            raise _Reject("missing_field", "lane: required on traffic readings")
+        if type(lane) is not int:
+            raise _Reject("wrong_type", f"lane: expected integer, got {_excerpt(lane)}")
+        if lane < 1 or (lanes and lane > lanes):
+            raise _Reject("bad_lane", f"lane {_excerpt(lane)} not in 1..{lanes or 'n'}")
+        if direction is None:
+            raise _Reject("missing_field", "direction: required on traffic readings")
+        if type(direction) is not str or direction not in DIRECTIONS:
+            raise _Reject(
+                "bad_direction", f"direction {_excerpt(direction)} is not inbound or outbound"
+            )
+    elif lane is not None or direction is not None:
+        raise _Reject("lane_not_allowed", f"lane/direction given on a {t.feed} reading")
+    return lane, direction

@@ -23,11 +23,12 @@ from datetime import UTC, date, datetime, timedelta
 from enum import IntEnum
 from hashlib import blake2b
 from pathlib import Path
+from typing import cast
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
+import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type stubs
+import pyarrow.compute as pc  # type: ignore[import-untyped]  # pyarrow ships no type stubs
+import pyarrow.parquet as pq  # type: ignore[import-untyped]  # pyarrow ships no type stubs
 
 from ingestion.landing import landing_partition, list_parts, quarantine_partition, set_aside
 
@@ -94,7 +95,7 @@ def quarantine_digest(row: dict[str, object]) -> int:
     head = f"{row['topic']}\x1f{row['reading_index']}\x1f{row['payload_bytes']}\x1f".encode(
         "utf-8", "surrogatepass"
     )
-    return _digest(head + bytes(payload))  # type: ignore[arg-type]
+    return _digest(head + bytes(cast("bytes", payload)))
 
 
 def _read_or_set_aside(path: Path, columns: list[str], root: Path | None) -> pa.Table | None:
@@ -162,7 +163,8 @@ def _contains(sorted_arr: np.ndarray, values: np.ndarray) -> np.ndarray:
         return np.zeros(values.size, dtype=bool)
     idx = np.searchsorted(sorted_arr, values)
     idx[idx == sorted_arr.size] = 0
-    return sorted_arr[idx] == values
+    found: np.ndarray = sorted_arr[idx] == values
+    return found
 
 
 def _merge(sorted_arr: np.ndarray, new: np.ndarray) -> np.ndarray:

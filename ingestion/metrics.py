@@ -88,9 +88,6 @@ class IngestMetrics:
             c = self.feeds[key] = FeedCounters()
         return c
 
-    def message_received(self, at: datetime) -> None:
-        self.messages_received_add(1, at, at)
-
     def messages_received_add(self, n: int, first: datetime, last: datetime) -> None:
         """Count ``n`` messages received between ``first`` and ``last`` (one lock per batch)."""
         with self._lock:

@@ -5,16 +5,8 @@ parse and the Parquet writes use the second core while the service process does 
 receive, hand raw messages over, acknowledge. ``worker="thread"`` runs the same loop in a thread
 of the service process (one core; simpler to debug).
 
-Protocol over one socket pair (``multiprocessing.connection.Connection``: length-prefixed pickles):
-
-service -> writer: ``("config", WriterConfig)`` once, then ``("msgs", [(topic, payload,
-received_at epoch s), ...])`` in arrival order, and ``("stop",)`` at the end.
-
-writer -> service: ``("ready",)`` once the writer holds the client id's lock, removed stale temp
-files and warmed up; ``("durable", n, counts, files, seconds)`` after each flush: the next ``n``
-messages in arrival order are now durable (or duplicates of durable ones) and may be acked;
-``("error", text)`` when a write failed (nothing of that flush is reported durable); ``("bye",)``
-after the final flush.
+The service and the writer talk over one socket pair in the messages of ``ingestion.messages``
+(``Handover`` batches in, ``Durable`` reports out).
 
 The writer dies with the service: on Linux it asks the kernel for SIGKILL when its parent exits
 (``PR_SET_PDEATHSIG``), elsewhere it stops at end-of-file on the socket. A killed writer may leave
@@ -47,6 +39,17 @@ from ingestion.landing import (
     quarantine_table,
     remove_stale_temp_files,
     write_table_atomic,
+)
+from ingestion.messages import (
+    Bye,
+    Configure,
+    Durable,
+    Failed,
+    Handover,
+    Ready,
+    Stop,
+    ToWriter,
+    WriterConfig,
 )
 from ingestion.metrics import FeedCounters
 
@@ -88,7 +91,7 @@ class LandingWriter:
             settings.landing_dir, settings.quarantine_dir, max_entries=dedupe_max_entries
         )
 
-    def parse(self, topic: str, payload: bytes, received_at: float) -> ParsedMessage:
+    def parse(self, topic: str, payload: bytes | bytearray, received_at: float) -> ParsedMessage:
         return self.parser.parse(topic, payload, datetime.fromtimestamp(received_at, UTC))
 
     def write(self, messages: list[ParsedMessage]) -> FlushResult:
@@ -143,19 +146,6 @@ class LandingWriter:
         return FlushResult(dict(counts), files)
 
 
-@dataclass
-class WriterConfig:
-    settings: Settings
-    flush_max_records: int
-    flush_max_messages: int
-    flush_max_age_s: float
-    dedupe_max_entries: int
-    log_level: int = logging.INFO
-    # One landing file per (feed, local date) partition: a flush's time grows with the number of
-    # partitions it touches, and acks wait for the flush. 64 files take ~0.2 s here.
-    flush_max_partitions: int = 64
-
-
 def lock_path(settings: Settings) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", settings.client_id)
     return settings.status_dir / f".ingest-{safe}.lock"
@@ -188,13 +178,13 @@ def serve(conn: Connection, config: WriterConfig) -> int:
     lock_fd = _acquire_lock(lock_path(s), conn)
     if lock_fd is None:  # told to stop (or the service died) while waiting
         with contextlib.suppress(OSError):
-            conn.send(("bye",))
+            conn.send(Bye())
         return 0
     try:
         remove_stale_temp_files(s.landing_dir, s.quarantine_dir)
         writer = LandingWriter(s, dedupe_max_entries=config.dedupe_max_entries)
         landing_table("air", [])  # first Arrow conversion is slow: not while messages wait
-        conn.send(("ready",))
+        conn.send(Ready())
         return _loop(conn, config, writer)
     finally:
         os.close(lock_fd)
@@ -222,9 +212,9 @@ def _loop(conn: Connection, config: WriterConfig, writer: LandingWriter) -> int:
         except BaseException as exc:
             # Nothing of this flush is reported durable: the broker keeps it for the next run.
             log.exception("landing write failed; nothing of this batch is acknowledged")
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            conn.send(Failed(f"{type(exc).__name__}: {exc}"))
             return False
-        conn.send(("durable", n_messages, result.counts, result.files, time.perf_counter() - t0))
+        conn.send(Durable(n_messages, result.counts, result.files, time.perf_counter() - t0))
         pending = []
         partitions.clear()
         n_messages = records = 0
@@ -238,15 +228,14 @@ def _loop(conn: Connection, config: WriterConfig, writer: LandingWriter) -> int:
                     return 1
                 continue
         try:
-            msg = conn.recv()
+            msg: ToWriter = conn.recv()
         except (EOFError, OSError):
             log.warning("ingest service gone: writer stops (unacked messages are redelivered)")
             return 1
-        kind = msg[0]
-        if kind == "msgs":
+        if type(msg) is Handover:
             if not pending:
                 deadline = time.monotonic() + config.flush_max_age_s
-            for topic, payload, received_at in msg[1]:
+            for topic, payload, received_at in msg.batch:
                 pm = parse(topic, payload, received_at)
                 parts = _partitions(pm)
                 limit = config.flush_max_partitions
@@ -266,13 +255,13 @@ def _loop(conn: Connection, config: WriterConfig, writer: LandingWriter) -> int:
                 records >= config.flush_max_records or n_messages >= config.flush_max_messages
             ) and not flush():
                 return 1
-        elif kind == "stop":
+        elif type(msg) is Stop:
             if pending and not flush():
                 return 1
-            conn.send(("bye",))
+            conn.send(Bye())
             return 0
         else:  # pragma: no cover - protocol bug
-            raise RuntimeError(f"unknown message {kind!r} from the ingest service")
+            raise RuntimeError(f"unexpected message {msg!r} from the ingest service")
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -300,18 +289,19 @@ class _NoPandas:
 
 
 def main(argv: list[str] | None = None) -> int:
-    sys.meta_path.insert(0, _NoPandas())  # type: ignore[arg-type]
+    sys.meta_path.insert(0, _NoPandas())
     args = sys.argv[1:] if argv is None else argv
     fd, parent_pid = int(args[0]), int(args[1])
     _die_with_parent(parent_pid)
     # Stops are the service's to coordinate (a Ctrl-C or a cgroup-wide SIGTERM reaches us too):
-    # it sends "stop" after its last hand-over, and we flush before exiting.
+    # it sends Stop after its last hand-over, and we flush before exiting.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     conn = Connection(fd)
-    kind, config = conn.recv()
-    if kind != "config":
-        raise RuntimeError(f"expected config, got {kind!r}")
+    first: ToWriter = conn.recv()
+    if not isinstance(first, Configure):
+        raise RuntimeError(f"expected the writer's configuration, got {first!r}")
+    config = first.config
     logging.basicConfig(
         level=config.log_level,
         format="%(asctime)s %(levelname)s %(name)s[writer]: %(message)s",

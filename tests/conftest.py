@@ -10,7 +10,7 @@ import pytest
 
 from common.catalogue import Catalogue, load_catalogue
 from common.settings import REPO_ROOT, Settings, get_settings
-from ingestion.broker import BrokerHandle, BrokerUnavailable, start_broker
+from simulator.broker import BrokerHandle, BrokerUnavailable, start_broker
 
 
 @pytest.fixture

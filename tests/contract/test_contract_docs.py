@@ -16,8 +16,8 @@ from common.catalogue import Catalogue
 from common.settings import REPO_ROOT
 from ingestion.contract import FLAGS, REASONS, ContractParser
 from ingestion.schema import VALUE_COLUMNS
-from ingestion.simulate import generate
 from ingestion.units import UNITS
+from simulator.simulate import generate
 
 DOCS = REPO_ROOT / "docs"
 FEEDS_MD = (DOCS / "feeds.md").read_text("utf-8")

@@ -34,9 +34,9 @@ import pytest
 from test_corpus import CASES, RECEIVED, _payload
 
 from common.settings import Settings
-from ingestion.broker import CONF_DIR, BrokerHandle
 from ingestion.schema import VALUE_COLUMNS
 from ingestion.service import IngestService
+from simulator.broker import CONF_DIR, BrokerHandle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -93,7 +93,7 @@ class _Watcher:
         self.topics: list[str] = []
         self._lock = threading.Lock()
         ready = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="h10-watch")
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="corpus-watch")
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: ready.set()
         self.client.connect(broker.host, broker.port)
@@ -118,7 +118,7 @@ class _Watcher:
 
 
 def _publish(broker: BrokerHandle, messages: list[tuple[str, bytes]]) -> None:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="h10-corpus-pub")
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="corpus-pub")
     client.connect(broker.host, broker.port)
     client.loop_start()
     try:

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from common.settings import Settings
-from ingestion.broker import BrokerHandle
 from ingestion.schema import VALUE_COLUMNS
+from simulator.broker import BrokerHandle
 
 VALUE_COLUMN = {"air": "pm25_ugm3", "waterlogging": "depth_cm", "traffic": "volume_veh"}
 

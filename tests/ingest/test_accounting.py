@@ -10,6 +10,7 @@ import urllib.request
 import pytest
 
 from common.settings import Settings
+from ingestion.messages import Durable
 from ingestion.metrics import FeedCounters, IngestMetrics, MetricsServer, write_status
 from ingestion.service import IngestService
 from ingestion.writer import LandingWriter
@@ -26,12 +27,12 @@ def test_flush_accounting_holds_for_every_feed(settings: Settings) -> None:
     plan = make_plan(400, seed=3)
     now = time.time()
     parsed = [writer.parse(topic, payload, now) for topic, payload in plan.messages]
-    service._inflight.extend((0, mid, 1) for mid in range(1, len(parsed) + 1))
+    service.link.inflight.extend((0, mid, 1) for mid in range(1, len(parsed) + 1))
     half = len(parsed) // 2
     for chunk in (parsed[:half], parsed[half:]):
         result = writer.write(chunk)
-        service._acknowledge(len(chunk), result.counts, result.files, 0.01)
-    assert not service._inflight
+        service.link.durable(Durable(len(chunk), result.counts, result.files, 0.01))
+    assert not service.link.inflight
     snap = service.metrics.snapshot()
     assert snap["invariant_ok"] is True
     for feed, c in snap["feeds"].items():

@@ -18,12 +18,9 @@ from pathlib import Path
 import pytest
 
 from common.settings import Settings
-from ingestion.broker import BrokerHandle, BrokerUnavailable, free_port, start_broker
-from ingestion.service import (
-    EXIT_NEVER_CONNECTED,
-    connack_failure_reason,
-    socket_failure_reason,
-)
+from ingestion.service import EXIT_NEVER_CONNECTED
+from ingestion.session import connack_failure_reason, socket_failure_reason
+from simulator.broker import BrokerHandle, BrokerUnavailable, free_port, start_broker
 
 PASSWORD = "Pa55-w0rd-never-logged"
 

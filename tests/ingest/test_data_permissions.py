@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from common.settings import REPO_ROOT, Settings
-from ingestion.broker import BrokerHandle
+from simulator.broker import BrokerHandle
 
 from .conftest import publish
 from .payloads import make_plan

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from common.settings import REPO_ROOT, Settings
-from ingestion.broker import BrokerHandle
+from simulator.broker import BrokerHandle
 
 from .conftest import landing_rows, publish, quarantine_reasons, temp_files
 from .payloads import make_plan

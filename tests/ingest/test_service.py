@@ -8,8 +8,8 @@ import threading
 import pytest
 
 from common.settings import Settings
-from ingestion.broker import BrokerHandle
 from ingestion.service import IngestService
+from simulator.broker import BrokerHandle
 
 from .conftest import landing_rows, publish, quarantine_reasons, temp_files
 from .payloads import make_plan
@@ -80,7 +80,7 @@ def test_restart_recognises_redelivered_messages_as_duplicates(
 def test_amqtt_fallback_broker_round_trip(settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
     # The one test on amqtt (the fallback broker when Mosquitto is not installed); it does not
     # depend on the Mosquitto fixture, so it runs either way.
-    from ingestion.broker import start_broker
+    from simulator.broker import start_broker
 
     plan = make_plan(300, seed=4)
     with start_broker(tmp_path / "amqtt", prefer="amqtt") as amqtt:

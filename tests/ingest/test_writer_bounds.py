@@ -12,6 +12,7 @@ from multiprocessing import Pipe
 import paho.mqtt.client as mqtt
 
 from common.settings import Settings
+from ingestion.messages import Bye, Durable, Handover, Stop
 from ingestion.service import IngestService
 from ingestion.writer import LandingWriter, WriterConfig, _loop
 
@@ -40,17 +41,17 @@ def test_a_flush_touches_at_most_flush_max_partitions(settings: Settings) -> Non
     t = threading.Thread(target=lambda: result.append(_loop(theirs, config, writer)))
     t.start()
     # Three messages, 93 partitions: one flush would write 93 files before any ack.
-    ours.send(("msgs", [_month_message(0), _month_message(31), _month_message(62)]))
-    ours.send(("stop",))
+    ours.send(Handover([_month_message(0), _month_message(31), _month_message(62)]))
+    ours.send(Stop())
     replies = []
     while True:
         reply = ours.recv()
         replies.append(reply)
-        if reply[0] == "bye":
+        if isinstance(reply, Bye):
             break
     t.join(10)
     assert result == [0]
-    flushes = [(r[1], r[3]) for r in replies if r[0] == "durable"]
+    flushes = [(r.messages, r.files) for r in replies if isinstance(r, Durable)]
     assert flushes == [(2, 62), (1, 31)]  # (messages acked, files written) per flush
     assert sum(1 for _ in settings.landing_dir.rglob("*.parquet")) == 93
 
@@ -62,7 +63,7 @@ def test_pending_gauge_counts_each_message_once(settings: Settings) -> None:
         msg = mqtt.MQTTMessage(mid=mid, topic=b"city/wushan/air/WS-AIR-01")
         msg.payload = b"{}"
         msg.qos = 1
-        service._on_message(None, None, msg)
+        service.session._on_message(None, None, msg)
     service._write_status()
     status = json.loads(service.status_path.read_text())
     assert status["messages"]["pending"] == 445  # was 890: hand-over batch counted twice

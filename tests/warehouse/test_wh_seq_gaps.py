@@ -234,7 +234,7 @@ def test_simulated_loss_and_late_backlogs_match_an_oracle(settings: Settings) ->
     is stored; backlogs close gaps found earlier; in the end only the lost readings remain."""
     from common.catalogue import load_catalogue
     from ingestion.contract import ContractParser
-    from ingestion.simulate import Faults, Generator
+    from simulator.simulate import Faults, Generator
 
     catalogue = load_catalogue(settings.reference_dir, settings.city)
     parser = ContractParser(catalogue, city=settings.city)

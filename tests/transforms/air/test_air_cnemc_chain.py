@@ -47,7 +47,7 @@ from test_air_cnemc_real import (
 from citypipe.cli import main
 from common.catalogue import load_catalogue
 from common.settings import REPO_ROOT, Settings, get_settings
-from ingestion.broker import BrokerHandle
+from simulator.broker import BrokerHandle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -1,6 +1,6 @@
 """A private Mosquitto for the simulator's publish tests (never the system broker on 1883).
 
-It runs with the project's deploy/mosquitto/mosquitto.conf (via ingestion.broker), so the tests
+It runs with the project's deploy/mosquitto/mosquitto.conf (via simulator.broker), so the tests
 see the deployment's queue and in-flight limits, not a hand-written test config.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingestion.broker import BrokerHandle
+from simulator.broker import BrokerHandle
 
 
 @pytest.fixture

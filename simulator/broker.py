@@ -70,10 +70,6 @@ class BrokerHandle:
         return f"mqtt://{user}{self.host}:{self.port}"
 
     @property
-    def supports_v5(self) -> bool:
-        return self.kind == "mosquitto"
-
-    @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
@@ -186,10 +182,8 @@ def _start_mosquitto(
 
 
 def _start_amqtt(data_dir: Path, port: int | None) -> BrokerHandle:
-    try:
-        from amqtt.broker import Broker
-    except ImportError as exc:  # pragma: no cover - amqtt is a declared dependency
-        raise BrokerUnavailable("amqtt is not installed") from exc
+    from amqtt.broker import Broker  # type: ignore[import-untyped]  # amqtt ships no type stubs
+
     # amqtt and its state machine library log every connection at INFO: keep the demo's output readable.
     for name in ("amqtt", "transitions"):
         logging.getLogger(name).setLevel(logging.WARNING)

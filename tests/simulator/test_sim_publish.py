@@ -16,7 +16,7 @@ import pytest
 
 from citypipe.cli import main
 from common.catalogue import Catalogue
-from ingestion.simulate import Publisher, SimMessage, generate, publish
+from simulator.simulate import Publisher, SimMessage, generate, publish
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ class Subscriber:
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id="h1-test-sub", protocol=mqtt.MQTTv5
+            mqtt.CallbackAPIVersion.VERSION2, client_id="sim-test-sub", protocol=mqtt.MQTTv5
         )
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self._ready.set()
@@ -159,8 +159,8 @@ def test_unreachable_broker_is_a_clear_error() -> None:
 @pytest.mark.slow
 def test_falls_back_to_mqtt_311(catalogue: Catalogue, tmp_path: Path) -> None:
     """amqtt speaks only MQTT 3.1.1: the publisher must notice and retry with 3.1.1."""
-    # ingestion.broker's amqtt cancels its leftover tasks on stop (no "Task was destroyed").
-    from ingestion.broker import start_broker
+    # simulator.broker's amqtt cancels its leftover tasks on stop (no "Task was destroyed").
+    from simulator.broker import start_broker
 
     with start_broker(tmp_path / "amqtt", prefer="amqtt") as broker:
         assert broker.kind == "amqtt"
@@ -175,7 +175,7 @@ def test_url_password_is_ignored_with_a_warning(
 ) -> None:
     # Secrets only from the environment or a *_FILE (via settings), never from the broker URL.
     url = mosquitto.replace("mqtt://", "mqtt://sim:url-secret@")
-    with caplog.at_level("WARNING", logger="ingestion.simulate"):
+    with caplog.at_level("WARNING", logger="simulator.simulate"):
         pub = Publisher(url, password="from-settings")
     try:
         assert pub.username == "sim"

@@ -4,12 +4,13 @@ Two halves:
 
 - ``generate(catalogue, start, days, seed, faults, feeds)``: a pure, deterministic generator of
   ``SimMessage`` (topic, payload bytes, kind, expected outcome per record). Same arguments, same
-  bytes. The values come from ``ingestion.sim_model``; faults (gaps, re-deliveries, out-of-order,
+  bytes. The values come from ``simulator.sim_model``; faults (gaps, re-deliveries, out-of-order,
   gateway backlog batches, malformed payloads of every reason code, unit variants, stuck sensors,
   spikes) are injected by their own random streams, so turning faults on does not change the
   clean readings.
 - ``publish(messages, url)``: paho-mqtt 2.x, QoS 1, MQTT 5 with a 3.1.1 fallback, a cap on
-  in-flight messages (paho cannot track more than 65,535 QoS 1 ids), progress on a TTY.
+  in-flight messages (paho cannot track more than 65,535 QoS 1 ids), progress on a TTY. The URL
+  and the client come from ``common.mqtt``, as the ingest service's do.
 
 ``--out FILE.jsonl`` writes the messages instead of publishing (see ``write_jsonl``/``read_jsonl``).
 """
@@ -33,12 +34,13 @@ from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo
 
 from common.catalogue import FEEDS, Catalogue, Site
+from common.mqtt import FALLBACK_ORDER, ProtocolVersion, make_client, parse_broker_url
 from ingestion.contract import MAX_BATCH, MAX_DATES, REASONS
-from ingestion.sim_model import (
+from ingestion.units import ALTERNATIVES, from_canonical
+from simulator.sim_model import (
     MINUTES,
     AirModel,
     Climate,
@@ -47,9 +49,10 @@ from ingestion.sim_model import (
     WaterModel,
     rng_for,
 )
-from ingestion.units import ALTERNATIVES, from_canonical
 
 if TYPE_CHECKING:
+    import paho.mqtt.client as mqtt
+
     from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -279,16 +282,17 @@ class Generator:
             for device in site.device_ids:
                 seq = [0]
                 if site.feed == "traffic":
-                    model = TrafficModel(site, self.seed)
-                    for lane in range(1, model.lanes + 1):
-                        out.append(_Channel(site, device, lane, model, topic, seq))
+                    traffic = TrafficModel(site, self.seed)
+                    for lane in range(1, traffic.lanes + 1):
+                        out.append(_Channel(site, device, lane, traffic, topic, seq))
                     continue
-                model_cls = {"air": AirModel, "waterlogging": WaterloggingModel}.get(site.feed)
-                model = (
-                    WaterModel(site, self.seed, self.climate)
-                    if site.feed == "water"
-                    else model_cls(site, self.seed)  # type: ignore[misc]
-                )
+                model: AirModel | WaterModel | WaterloggingModel
+                if site.feed == "water":
+                    model = WaterModel(site, self.seed, self.climate)
+                elif site.feed == "air":
+                    model = AirModel(site, self.seed)
+                else:
+                    model = WaterloggingModel(site, self.seed)
                 out.append(_Channel(site, device, None, model, topic, seq))
         return out
 
@@ -705,16 +709,6 @@ class PublishStats:
         )
 
 
-def _broker_address(url: str) -> tuple[str, int, str | None, str | None, bool]:
-    u = urlparse(url if "://" in url else f"mqtt://{url}")
-    if u.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-        raise ValueError(f"unsupported broker URL scheme {u.scheme!r} (mqtt://host:port)")
-    tls = u.scheme in ("mqtts", "ssl")
-    user = unquote(u.username) if u.username else None
-    password = unquote(u.password) if u.password else None
-    return u.hostname or "localhost", u.port or (8883 if tls else 1883), user, password, tls
-
-
 class Publisher:
     """A QoS 1 publisher that never has more than ``max_inflight`` messages unacknowledged.
 
@@ -733,11 +727,11 @@ class Publisher:
         max_inflight: int = 1000,
         connect_timeout_s: float = 10.0,
     ) -> None:
-        host, port, url_user, url_password, tls = _broker_address(url)
-        self.host, self.port, self.tls = host, port, tls
-        self.username = url_user or username
+        self.broker = parse_broker_url(url)
+        self.host, self.port = self.broker.host, self.broker.port
+        self.username = self.broker.username or username
         # Secrets come only from the environment or a *_FILE (settings), never from a URL.
-        if url_password:
+        if self.broker.password_in_url:
             log.warning("password in the MQTT URL ignored: use CITYPIPE_MQTT_PASSWORD(_FILE)")
         self.password = password
         self.client_id = client_id
@@ -751,16 +745,14 @@ class Publisher:
         self._refused: Any = None
         self.client = self._connect()
 
-    def _make_client(self, protocol: int) -> Any:
-        import paho.mqtt.client as mqtt
-
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=protocol
+    def _make_client(self, version: ProtocolVersion) -> mqtt.Client:
+        client = make_client(
+            self.broker,
+            version,
+            client_id=self.client_id,
+            username=self.username,
+            password=self.password,
         )
-        if self.username:
-            client.username_pw_set(self.username, self.password)
-        if self.tls:
-            client.tls_set()
         # paho's own cap rescans every queued message on each PUBACK (O(n) per ack); 0 turns it
         # off and the cap is enforced here instead (``outstanding``), which is O(1).
         client.max_inflight_messages_set(0)
@@ -774,8 +766,9 @@ class Publisher:
         import paho.mqtt.client as mqtt
 
         last: Exception | None = None
-        for protocol, name in ((mqtt.MQTTv5, "MQTT 5"), (mqtt.MQTTv311, "MQTT 3.1.1")):
-            client = self._make_client(protocol)
+        for version in FALLBACK_ORDER:
+            name = f"MQTT {version}"
+            client = self._make_client(version)
             self._connected, self._refused = False, None
             try:
                 client.connect(self.host, self.port, keepalive=60)
@@ -972,7 +965,7 @@ def publish(
 # ---------------------------------------------------------------------------- CLI
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "simulate",
         help="publish realistic sensor readings (with faults) for the contract v1 feeds",
@@ -997,7 +990,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="override one fault rate, e.g. --fault duplicate=0.01 (repeatable)",
     )
     p.add_argument("--realtime", action="store_true", help="send each message at its wall time")
-    p.add_argument("--url", help="broker URL, mqtt://[user[:pass]@]host:port (default: settings)")
+    p.add_argument(
+        "--url",
+        help="broker URL, mqtt://[user@]host:port or mqtts://... (default: CITYPIPE_MQTT_URL)",
+    )
     p.add_argument("--qos", type=int, default=1, choices=(0, 1))
     p.add_argument("--max-inflight", type=int, default=1000, help="unacknowledged messages cap")
     p.add_argument("--limit", type=int, help="stop after N messages")
@@ -1064,6 +1060,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             qos=args.qos,
             max_inflight=args.max_inflight,
         )
+    except ValueError as exc:  # a malformed broker URL
+        print(f"citypipe simulate: {exc}", file=sys.stderr)
+        return 2
     except ConnectionError as exc:
         print(f"citypipe simulate: {exc}", file=sys.stderr)
         return 1

@@ -13,8 +13,8 @@ import pytest
 
 from common.catalogue import Catalogue
 from ingestion.contract import REASONS, ContractParser
-from ingestion.sim_model import Climate
-from ingestion.simulate import (
+from simulator.sim_model import Climate
+from simulator.simulate import (
     MALFORMED_REASONS,
     Faults,
     SimMessage,
