@@ -89,7 +89,7 @@ def generate(n: int, city: str = "wushan") -> Iterator[tuple[str, bytes]]:
     cat = load_catalogue(settings.reference_dir, city)
     streams: list[tuple[str, str, str, int | None, int]] = []
     for site in sorted(cat.sites.values(), key=lambda s: s.site_id):
-        lanes = range(1, int(site.get("lanes") or 1) + 1) if site.feed == "traffic" else [None]
+        lanes = range(1, site.lanes + 1) if site.feed == "traffic" else [None]
         for lane in lanes:
             streams.append((site.feed, site.site_id, site.device_ids[0], lane, site.period_s))
     # Enough past time that the whole run is observed before now.
@@ -102,13 +102,13 @@ def generate(n: int, city: str = "wushan") -> Iterator[tuple[str, bytes]]:
         observed = t0 + timedelta(minutes=tick)
         epoch_s = int(observed.timestamp())
         iso = observed.astimezone(CST).isoformat()
-        for feed, site, device, lane, period in streams:
+        for feed, site_id, device, lane, period in streams:
             if epoch_s % period:
                 continue
-            v = 10.0 + (tick * 7 + len(site)) % 80
+            v = 10.0 + (tick * 7 + len(site_id)) % 80
             doc: dict[str, object] = {
                 "schema": f"{feed}/v1",
-                "site_id": site,
+                "site_id": site_id,
                 "device_id": device,
                 "seq": tick,
                 "observed_at": iso,
@@ -125,7 +125,7 @@ def generate(n: int, city: str = "wushan") -> Iterator[tuple[str, bytes]]:
                 doc["values"] = {"volume": v, "speed_kmh": 38.0, "occupancy_pct": 9.5}
                 doc["lane"] = lane
                 doc["direction"] = "inbound"
-            yield f"city/{city}/{feed}/{site}", json.dumps(doc, separators=(",", ":")).encode()
+            yield f"city/{city}/{feed}/{site_id}", json.dumps(doc, separators=(",", ":")).encode()
             sent += 1
             if sent >= n:
                 return

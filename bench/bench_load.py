@@ -66,7 +66,7 @@ def synth(feed: str, n: int, offset: int, seed: int) -> pa.Table:
     per_series = [
         (x.site_id, x.device_ids[0], lane)
         for x in sites
-        for lane in range(1, (int(x.get("lanes") or 1) if feed == "traffic" else 1) + 1)
+        for lane in range(1, (x.lanes if feed == "traffic" else 1) + 1)
     ]
     k = len(per_series)
     idx = (np.arange(n) + offset) % k

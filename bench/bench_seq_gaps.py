@@ -40,10 +40,7 @@ def _rows(feed: str, n: int, offset: int, seed: int) -> pa.Table:
     if feed != "traffic":
         return t
     s = get_settings()
-    lanes = {
-        x.site_id: int(x.get("lanes") or 1)
-        for x in load_catalogue(s.reference_dir, s.city).by_feed("traffic")
-    }
+    lanes = {x.site_id: x.lanes for x in load_catalogue(s.reference_dir, s.city).by_feed("traffic")}
     k = pa.array([lanes[v] for v in t["site_id"].to_pylist()], pa.int64())
     # synth counts per lane; the contract's counter is per detector: step * lanes + lane
     seq = pc.add(pc.multiply(pc.subtract(t["seq"], 1), k), pc.cast(t["lane"], pa.int64()))

@@ -51,6 +51,12 @@ class Site:
         d = self.attrs.get("district") or self.attrs.get("town")
         return str(d) if d is not None else None
 
+    @property
+    def lanes(self) -> int:
+        """Lanes of a traffic detector site (1 when the catalogue gives none)."""
+        n = self.attrs.get("lanes")
+        return n if isinstance(n, int) and n > 0 else 1
+
 
 @dataclass(frozen=True)
 class Catalogue:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 
 import numpy as np
-import pyarrow as pa  # type: ignore[import-untyped]  # no stubs
-import pyarrow.compute as pc  # type: ignore[import-untyped]  # no stubs
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from common.arrow import group_codes
 from common.catalogue import Catalogue

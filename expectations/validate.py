@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa  # type: ignore[import-untyped]  # no stubs
+import pyarrow as pa
 
 from common.catalogue import Catalogue
 from expectations.derive import derived_columns
@@ -147,7 +147,7 @@ def expected_sites(catalogue: Catalogue, feed: str, batch: pa.Table) -> list[str
     """Sites that should appear in a batch spanning its observed_at range: period <= span / 2."""
     if batch.num_rows == 0:
         return []
-    import pyarrow.compute as pc  # type: ignore[import-untyped]  # no stubs
+    import pyarrow.compute as pc
 
     mm = pc.min_max(pc.cast(batch["observed_at"], pa.int64())).as_py()
     span_s = (mm["max"] - mm["min"]) / 1e6
@@ -245,7 +245,7 @@ def site_frame(
     ``COMPLETENESS_WINDOW_S`` earlier: one late or archived reading from months ago must not stretch the expectation to
     months and fail every site (issue 7). Days further back are judged by
     dq.site_day_completeness, one day at a time."""
-    import pyarrow.compute as pc  # type: ignore[import-untyped]  # no stubs
+    import pyarrow.compute as pc
 
     site_list = sorted(catalogue.by_feed(feed), key=lambda s: s.site_id)
     received: dict[str, int] = {}

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import cast
 
 import numpy as np
-import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type stubs
-import pyarrow.compute as pc  # type: ignore[import-untyped]  # pyarrow ships no type stubs
-import pyarrow.parquet as pq  # type: ignore[import-untyped]  # pyarrow ships no type stubs
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ingestion.landing import landing_partition, list_parts, quarantine_partition, set_aside
 

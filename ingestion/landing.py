@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type stubs
-import pyarrow.parquet as pq  # type: ignore[import-untyped]  # pyarrow ships no type stubs
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ingestion.schema import QUARANTINE_SCHEMA, landing_schema
 

@@ -11,7 +11,7 @@ Values are already in the contract's canonical units; column names carry the uni
 
 from __future__ import annotations
 
-import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type stubs
+import pyarrow as pa
 
 # Canonical value columns per feed: contract field -> landing column (unit in the name).
 VALUE_COLUMNS: dict[str, dict[str, str]] = {

@@ -182,7 +182,7 @@ def _start_mosquitto(
 
 
 def _start_amqtt(data_dir: Path, port: int | None) -> BrokerHandle:
-    from amqtt.broker import Broker  # type: ignore[import-untyped]  # amqtt ships no type stubs
+    from amqtt.broker import Broker
 
     # amqtt and its state machine library log every connection at INFO: keep the demo's output readable.
     for name in ("amqtt", "transitions"):

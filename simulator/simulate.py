@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from common.catalogue import FEEDS, Catalogue, Site
+from common.contract import MAX_BATCH, MAX_DATES, REASONS
 from common.mqtt import FALLBACK_ORDER, ProtocolVersion, make_client, parse_broker_url
-from ingestion.contract import MAX_BATCH, MAX_DATES, REASONS
-from ingestion.units import ALTERNATIVES, from_canonical
+from common.units import ALTERNATIVES, from_canonical
 from simulator.sim_model import (
     MINUTES,
     AirModel,

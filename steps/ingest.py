@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
-import pyarrow as pa  # type: ignore[import-untyped]  # no stubs
+import pyarrow as pa
 
 from common.catalogue import FEEDS, load_catalogue
 from common.settings import Settings

@@ -50,18 +50,7 @@ NOT_CODE = frozenset({"tests", "docs", "reference", "deploy", "scripts", "data"}
 # Only while issue 8 is being merged: the coordinator empties this list once the branches that
 # remove these imports are in. An entry that no longer matches anything is reported as a warning.
 KNOWN_VIOLATIONS: dict[tuple[str, str], str] = {
-    # warehouse.pipeline still orchestrates GX; steps/ingest.py takes that over (item 1).
-    ("warehouse.pipeline", "expectations"): "pipeline split (h8wh)",
-    # The DAG files still call the stages; they will import only steps/ (item 1).
-    ("dags.citypipe_ingest", "warehouse"): "DAG rewired to steps.ingest (h8wh)",
-    ("dags.citypipe_daily_kpis", "warehouse"): "DAG rewired to steps.kpis (h8kpi)",
-    ("dags.citypipe_daily_kpis", "transforms"): "DAG rewired to steps.kpis (h8kpi)",
-    # After the move to simulator/ (item 4), the simulator still takes the contract's limits
-    # (MAX_BATCH, MAX_DATES, REASONS) and unit tables (ALTERNATIVES, from_canonical) from
-    # ingestion/, which also loads the parser and pyarrow. To empty: move those published
-    # contract constants into the base (e.g. common/contract.py), which both sides import.
-    ("simulator.simulate", "ingestion.contract"): "contract constants to common/",
-    ("simulator.simulate", "ingestion.units"): "unit tables to common/",
+    # Empty since the architecture pass: add an entry only with the reason and its way out.
 }
 
 

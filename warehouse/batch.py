@@ -12,9 +12,9 @@ from typing import Any, TypedDict
 
 import duckdb
 import numpy as np
-import pyarrow as pa  # type: ignore[import-untyped]  # no stubs
-import pyarrow.compute as pc  # type: ignore[import-untyped]  # no stubs
-import pyarrow.parquet as pq  # type: ignore[import-untyped]  # no stubs
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from common.arrow import group_codes
 from common.settings import Settings

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import duckdb
-import pyarrow as pa  # type: ignore[import-untyped]  # no stubs
+import pyarrow as pa
 
 from common.catalogue import Catalogue, load_catalogue
 from common.settings import Settings

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa  # type: ignore[import-untyped]  # no stubs
-import pyarrow.parquet as pq  # type: ignore[import-untyped]  # no stubs
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from common.catalogue import FEEDS
 from common.settings import Settings

@@ -11,8 +11,8 @@ from typing import Any, TypedDict
 
 import duckdb
 import numpy as np
-import pyarrow as pa  # type: ignore[import-untyped]  # no stubs
-import pyarrow.compute as pc  # type: ignore[import-untyped]  # no stubs
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from common.settings import Settings
 from common.sql import transaction

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
-import pyarrow as pa  # type: ignore[import-untyped]  # no stubs
-import pyarrow.parquet as pq  # type: ignore[import-untyped]  # no stubs
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from common.settings import Settings
 from common.sql import transaction

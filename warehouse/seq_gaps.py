@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
-import pyarrow as pa  # type: ignore[import-untyped]  # no stubs
-import pyarrow.compute as pc  # type: ignore[import-untyped]  # no stubs
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from warehouse import SQL
 

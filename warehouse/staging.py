@@ -11,8 +11,8 @@ import logging
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa  # type: ignore[import-untyped]  # no stubs
-import pyarrow.parquet as pq  # type: ignore[import-untyped]  # no stubs
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from common.catalogue import FEEDS
 from common.settings import Settings

@@ -14,9 +14,9 @@ import pytest
 
 from common.catalogue import Catalogue
 from common.settings import REPO_ROOT
+from common.units import UNITS
 from ingestion.contract import FLAGS, REASONS, ContractParser
 from ingestion.schema import VALUE_COLUMNS
-from ingestion.units import UNITS
 from simulator.simulate import generate
 
 DOCS = REPO_ROOT / "docs"

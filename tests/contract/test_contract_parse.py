@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from common.catalogue import Catalogue
 from common.settings import Settings
+from common.units import ALTERNATIVES, CANONICAL, UNITS, from_canonical, to_canonical
 from ingestion.contract import REASONS, ContractParser, max_depth
 from ingestion.schema import QUARANTINE_SCHEMA, landing_schema
-from ingestion.units import ALTERNATIVES, CANONICAL, UNITS, from_canonical, to_canonical
 
 RECEIVED = datetime(2026, 11, 28, 16, 30, tzinfo=UTC)  # 00:30 on 29 Nov, China time
 TOPIC = "city/wushan/air/WS-AIR-01"
