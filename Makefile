@@ -7,7 +7,7 @@ RUN := $(UV) run --frozen
 PY_PACKAGES := $(wildcard common citypipe dags steps ingestion simulator warehouse expectations transforms bench)
 SQL_DIRS := $(wildcard common/sql citypipe/sql warehouse/sql transforms/sql steps/sql)
 
-.PHONY: sync demo test test-fast check lint typecheck sqllint fmt \
+.PHONY: sync demo test test-fast test-unit test-integration check lint typecheck sqllint fmt \
 	bench-ingest bench-load bench-kpi bench-seq-gaps clean
 
 sync:
@@ -21,6 +21,14 @@ test: sync
 
 test-fast: sync
 	$(RUN) pytest -m "not slow"
+
+# In-process tests only (no broker, no Airflow, no warehouse file): tests/unit.
+test-unit: sync
+	$(RUN) pytest tests/unit
+
+# Real Mosquitto, real Airflow runs, real DuckDB files and processes: tests/integration.
+test-integration: sync
+	$(RUN) pytest tests/integration
 
 # The guard rails; .pre-commit-config.yaml runs the same three targets.
 check: sync

@@ -51,3 +51,44 @@ def mosquitto_broker(tmp_path: Path) -> Iterator[BrokerHandle]:
     with handle:
         assert handle.kind == "mosquitto"
         yield handle
+
+
+# Fixture plugins shared by unit and integration tests of one area (tests/support/).
+pytest_plugins = [
+    "support.simulator_fixtures",
+    "support.ingest_fixtures",
+    "support.transforms_fixtures",
+    "support.air_fixtures",
+]
+
+# Tests live in tests/unit (in-process: no broker, no Airflow, no subprocess, no warehouse
+# file; in-memory DuckDB and GX are fine) or tests/integration (real Mosquitto, real Airflow
+# runs, real DuckDB files, processes). A fixture below makes a test an integration test.
+INTEGRATION_FIXTURES = frozenset(
+    {"mosquitto_broker", "broker", "ingest_settings", "mosquitto", "wh", "insert_obs"}
+)
+TESTS_ROOT = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Enforce the split at collection: a misplaced test is a usage error, not a silent pass.
+
+    Every test under integration/ gets the ``integration`` marker, so ``-m "not integration"``
+    runs the unit tests alone; a unit test that is marked integration or asks for an
+    integration fixture stops the run.
+    """
+    wrong: list[str] = []
+    for item in items:
+        rel = Path(str(item.path)).resolve().relative_to(TESTS_ROOT)
+        kind = rel.parts[0]
+        if kind == "integration":
+            item.add_marker(pytest.mark.integration)
+        elif kind == "unit":
+            used = INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+            if item.get_closest_marker("integration") is not None or used:
+                why = f"uses {sorted(used)}" if used else "is marked integration"
+                wrong.append(f"{item.nodeid} {why}: move it to tests/integration/")
+        else:
+            wrong.append(f"{item.nodeid}: tests live under tests/unit/ or tests/integration/")
+    if wrong:
+        raise pytest.UsageError("misplaced tests:\n  " + "\n  ".join(wrong))
