@@ -73,7 +73,7 @@ def test_the_settings_time_zone_cuts_the_hours(
 ) -> None:
     # Settings are the only source of the zone: the same reading at 10:05 China time falls in
     # the local hour 10 by default and in hour 02 when the deployment's zone is UTC.
-    from tests.transforms.test_traffic import ARTERIAL, detector_hour, reading
+    from test_traffic import ARTERIAL, detector_hour, reading
 
     from transforms.traffic import compute_traffic_range
 
