@@ -1,6 +1,8 @@
 -- kpi.water_period_item for as-of days $start_date..$end_date. Period value = arithmetic mean
 -- of the valid results from period_start to as_of_date (day, month-to-date, year-to-date),
 -- rounded to the item's decimals, then classified by GB 3838-2002 Table 1 (single factor).
+-- noqa: disable=LT02
+-- (SQLFluff's duckdb dialect does not indent `create macro` bodies: LT02 would dedent them.)
 -- Exact decimal rounding, GB/T 8170 (round half to even, 四舍六入五成双), of a / b for
 -- non-negative integers.
 create or replace temp macro water_half_even_div(a, b) as
@@ -23,6 +25,7 @@ create or replace temp macro water_exceedance(v, lim) as
         round(lim * 1000000)::hugeint
     )::double
     / 100;
+-- noqa: enable=LT02
 
 delete from kpi.water_period_item where as_of_date between $start_date and $end_date;
 
