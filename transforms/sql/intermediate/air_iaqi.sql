@@ -164,5 +164,5 @@ from resolved as r
 left join (select * from resolved where input in (select above_top_input from indicators)) as o
     on
         r.above_top = 'use_input'
-        and o.grain = r.grain and o.scope = r.scope
-        and o.period_end_local = r.period_end_local and o.input = r.above_top_input;
+        and r.grain = o.grain and r.scope = o.scope
+        and r.period_end_local = o.period_end_local and r.above_top_input = o.input;

@@ -46,7 +46,7 @@ scoped as (
         -- exact decimal sums: the same data always gives the same TTI
         round(
             sum(tti::decimal(18, 4) * vkt::decimal(18, 4))
-                filter (where tti is not null and vkt > 0)::double
+            filter (where tti is not null and vkt > 0)::double
             / sum(vkt::decimal(18, 4)) filter (where tti is not null and vkt > 0)::double,
             4
         ) as tti

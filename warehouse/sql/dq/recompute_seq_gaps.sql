@@ -34,9 +34,10 @@ create or replace temp view seq_core as
 select null::smallint as lane
 where false
 union all by name
-select columns(
-    lambda c: c in ('site_id', 'device_id', 'lane', 'observed_at', 'seq', 'local_date')
-)
+select
+    columns(
+        lambda c: c in ('site_id', 'device_id', 'lane', 'observed_at', 'seq', 'local_date')
+    )
 from core.obs_{{feed}};
 
 -- each device's last stored reading before the batch's range: first looked for since
