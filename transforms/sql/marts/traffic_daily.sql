@@ -89,8 +89,8 @@ peak_tpi as (
         round(
             case
                 when u.tti is null then null
-                when u.tti - 1 >= (select max(e0) from mapping)
-                    then (select max(t0) from mapping)
+                when u.tti - 1 >= (select max(mapping.e0) from mapping)
+                    then (select max(mapping.t0) from mapping)
                 else m.t0 + (m.t1 - m.t0) * (u.tti - 1 - m.e0) / (m.e1 - m.e0)
             end,
             2

@@ -133,7 +133,7 @@ select
     a.section_class <= tg.class_no as meets_target,
     -- Drinking sources: every assessed item at Class III or better; Table 2 items only when measured.
     case when sp.kind = 'drinking_water_source' then a.section_class <= 3 end as is_compliant,
-    (select n_measured from supplementary) > 0 as supplementary_measured,
+    (select supplementary.n_measured from supplementary) > 0 as supplementary_measured,
     mp.main_pollutants,
     mp.main_pollutants_json,
     coalesce(a.n_items_assessed, 0) as n_items_assessed,

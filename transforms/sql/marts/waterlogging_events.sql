@@ -49,7 +49,7 @@ readings as (
         -- validity per value: an invalidated depth (spike, stuck gauge ...) does not count
         and list_contains(o.invalid_columns, 'depth_cm') is not true  -- null: none invalidated
         and o.local_date between $start_date::date - 1
-        and $end_date::date + (select lookahead_days from rules)
+        and $end_date::date + (select rules.lookahead_days from rules)
 ),
 
 -- Wet instants: the deepest reading at the instant is above the point's threshold. Only these
