@@ -1,3 +1,5 @@
+-- noqa: disable=LT02
+-- (SQLFluff's duckdb dialect does not indent `create macro` bodies: LT02 would dedent them.)
 -- Provisional vs final, the one definition of the rule for every KPI (Python reads it through
 -- these macros too). A value is final once its day is older than the late-data look-back (as of
 -- the computation date: day < as_of_date - lookback_days) AND its coverage reaches

@@ -77,7 +77,7 @@ primaries as (
     inner join iaqi as i
         on
             p.grain = i.grain and p.scope = i.scope and p.period_end_local = i.period_end_local
-            and i.counts_in_aqi and i.iaqi = p.aqi
+            and i.counts_in_aqi and p.aqi = i.iaqi
     where p.aqi > p.primary_above_aqi
     group by p.grain, p.scope, p.period_end_local
 )

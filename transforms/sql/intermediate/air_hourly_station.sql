@@ -58,7 +58,8 @@ stamped as (
         -- devices or readings in that minute
         case
             when period_s >= 3600 then (1::ubigint << 60) - 1
-            else ((1::ubigint << least(minute(covered_until_local) + 1, span)) - 1)
+            else
+                ((1::ubigint << least(minute(covered_until_local) + 1, span)) - 1)
                 << (minute(covered_until_local) + 1 - least(minute(covered_until_local) + 1, span))
         end as minute_mask
     from local_obs

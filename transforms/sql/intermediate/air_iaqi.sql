@@ -141,6 +141,13 @@ resolved as (
             when d.above_top in ('cap', 'fixed') then d.above_top_iaqi
         end as iaqi_direct
     from direct as d
+),
+
+-- the inputs whose IAQI another input takes above its top breakpoint ('use_input')
+stand_ins as (
+    select *
+    from resolved
+    where input in (select indicators.above_top_input from indicators)
 )
 
 select
@@ -161,8 +168,8 @@ select
         else r.iaqi_direct
     end as iaqi
 from resolved as r
-left join (select * from resolved where input in (select above_top_input from indicators)) as o
+left join stand_ins as o
     on
         r.above_top = 'use_input'
-        and o.grain = r.grain and o.scope = r.scope
-        and o.period_end_local = r.period_end_local and o.input = r.above_top_input;
+        and r.grain = o.grain and r.scope = o.scope
+        and r.period_end_local = o.period_end_local and r.above_top_input = o.input;

@@ -81,7 +81,7 @@ speeds as (
         (d.lanes * d.n_devices * 3600 // d.period_s)::integer as expected_rows,
         round(h.speed_volume::double / h.vehicle_hours_per_km::double, 2) as speed_kmh
     from hourly as h
-    inner join detectors as d on d.site_id = h.site_id
+    inner join detectors as d on h.site_id = d.site_id
 )
 
 select
@@ -105,6 +105,7 @@ select
     now() as computed_at
 from speeds as s
 left join levels as l
-    on l.road_class = s.road_class
-    and (l.speed_gt_kmh is null or s.speed_kmh > l.speed_gt_kmh)
-    and (l.speed_le_kmh is null or s.speed_kmh <= l.speed_le_kmh);
+    on
+        s.road_class = l.road_class
+        and (l.speed_gt_kmh is null or s.speed_kmh > l.speed_gt_kmh)
+        and (l.speed_le_kmh is null or s.speed_kmh <= l.speed_le_kmh);

@@ -24,7 +24,7 @@ slotted as (
         s.n_devices * 86400 // s.period_s as max_slots,
         (epoch_us(o.observed_at) - 1) // (s.period_s * 1000000::bigint) as slot
     from obs as o
-    inner join sites as s on s.site_id = o.site_id
+    inner join sites as s on o.site_id = s.site_id
 )
 
 select
@@ -33,7 +33,7 @@ select
     count(*) as n_rows,
     count(*) filter (where is_valid) as n_valid_rows,
     least(
-        count(distinct (device_id, slot)) filter (where is_valid), any_value(max_slots)
+        count(distinct(device_id, slot)) filter (where is_valid), any_value(max_slots)
     ) as n_valid_slots,
     now() as computed_at
 from slotted

@@ -77,7 +77,7 @@ months_ok as (
         coalesce(bool_and(m.n_co >= m.min_days), true) as co_ok,
         coalesce(bool_and(m.n_o3_8h >= m.min_days), true) as o3_8h_ok
     from cumulative as c
-    left join monthly as m on c.year = m.year and m.month_end <= c.local_date
+    left join monthly as m on c.year = m.year and c.local_date >= m.month_end
     group by c.local_date
 )
 

@@ -89,16 +89,17 @@ peak_tpi as (
         round(
             case
                 when u.tti is null then null
-                when u.tti - 1 >= (select max(e0) from mapping)
-                    then (select max(t0) from mapping)
+                when u.tti - 1 >= (select max(mapping.e0) from mapping)
+                    then (select max(mapping.t0) from mapping)
                 else m.t0 + (m.t1 - m.t0) * (u.tti - 1 - m.e0) / (m.e1 - m.e0)
             end,
             2
         ) as tpi
     from peak_tti as t
-    cross join lateral (
-        values ('all', t.peak_tti), ('am', t.am_peak_tti), ('pm', t.pm_peak_tti)
-    ) as u (peak_period, tti)
+    cross join
+        lateral (
+            values ('all', t.peak_tti), ('am', t.am_peak_tti), ('pm', t.pm_peak_tti)
+        ) as u (peak_period, tti)
     left join mapping as m on u.tti - 1 >= m.e0 and u.tti - 1 < m.e1
 ),
 
@@ -130,7 +131,7 @@ detector_days as (
         count(*) filter (where h.congestion_level_no >= 4) as congested_hours
     from days as d
     cross join detectors as t
-    left join detector_hours as h on h.site_id = t.site_id and h.local_date = d.local_date
+    left join detector_hours as h on t.site_id = h.site_id and d.local_date = h.local_date
     group by all
 ),
 
@@ -180,7 +181,7 @@ select
     d.coverage_pct,
     now() as computed_at
 from detector_scoped as d
-left join hour_scoped as h on h.local_date = d.local_date and h.scope = d.scope
-left join peak_scoped as p on p.local_date = d.local_date and p.scope = d.scope
+left join hour_scoped as h on d.local_date = h.local_date and d.scope = h.scope
+left join peak_scoped as p on d.local_date = p.local_date and d.scope = p.scope
 left join levels as l
     on p.peak_tpi >= l.tpi_from and (p.peak_tpi < l.tpi_to or (l.is_top and p.peak_tpi <= l.tpi_to));

@@ -46,7 +46,7 @@ scoped as (
         -- exact decimal sums: the same data always gives the same TTI
         round(
             sum(tti::decimal(18, 4) * vkt::decimal(18, 4))
-                filter (where tti is not null and vkt > 0)::double
+            filter (where tti is not null and vkt > 0)::double
             / sum(vkt::decimal(18, 4)) filter (where tti is not null and vkt > 0)::double,
             4
         ) as tti
@@ -63,8 +63,8 @@ with_tpi as (
         round(
             case
                 when s.tti is null then null
-                when s.tti - 1 >= (select max(e0) from mapping)
-                    then (select max(t0) from mapping)
+                when s.tti - 1 >= (select max(mapping.e0) from mapping)
+                    then (select max(mapping.t0) from mapping)
                 else m.t0 + (m.t1 - m.t0) * (s.tti - 1 - m.e0) / (m.e1 - m.e0)
             end,
             2

@@ -1,5 +1,7 @@
 -- kpi.water_daily for as-of days $start_date..$end_date: shares over the sections assessed in
 -- each period (a section without any valid assessment result in the period is not assessed).
+-- noqa: disable=LT02
+-- (SQLFluff's duckdb dialect does not indent `create macro` bodies: LT02 would dedent them.)
 -- (n / d) x 100 % to one decimal, rounded half to even (GB/T 8170, 四舍六入五成双) in integers:
 -- DuckDB's round() rounds half away from zero (13/16 = 81.25 % would publish 81.3, not 81.2).
 create or replace temp macro water_share_pct(n, d) as
@@ -12,6 +14,7 @@ create or replace temp macro water_share_pct(n, d) as
             end
         ) / 10.0
     end;
+-- noqa: enable=LT02
 
 delete from kpi.water_daily where local_date between $start_date and $end_date;
 

@@ -1,6 +1,8 @@
 -- kpi.water_period_item for as-of days $start_date..$end_date. Period value = arithmetic mean
 -- of the valid results from period_start to as_of_date (day, month-to-date, year-to-date),
 -- rounded to the item's decimals, then classified by GB 3838-2002 Table 1 (single factor).
+-- noqa: disable=LT02
+-- (SQLFluff's duckdb dialect does not indent `create macro` bodies: LT02 would dedent them.)
 -- Exact decimal rounding, GB/T 8170 (round half to even, 四舍六入五成双), of a / b for
 -- non-negative integers.
 create or replace temp macro water_half_even_div(a, b) as
@@ -23,6 +25,7 @@ create or replace temp macro water_exceedance(v, lim) as
         round(lim * 1000000)::hugeint
     )::double
     / 100;
+-- noqa: enable=LT02
 
 delete from kpi.water_period_item where as_of_date between $start_date and $end_date;
 
@@ -121,10 +124,10 @@ period_sums as (
     from as_of_series as a
     asof inner join running as r
         on
-            r.site_id = a.site_id
-            and r.channel = a.channel
-            and r.month_start = a.month_start
-            and r.local_date <= a.as_of_date
+            a.site_id = r.site_id
+            and a.channel = r.channel
+            and a.month_start = r.month_start
+            and a.as_of_date >= r.local_date
 
     union all
 
@@ -139,10 +142,10 @@ period_sums as (
     from as_of_series as a
     asof inner join running as r
         on
-            r.site_id = a.site_id
-            and r.channel = a.channel
-            and r.year_start = a.year_start
-            and r.local_date <= a.as_of_date
+            a.site_id = r.site_id
+            and a.channel = r.channel
+            and a.year_start = r.year_start
+            and a.as_of_date >= r.local_date
 ),
 
 valued as (
@@ -163,33 +166,38 @@ valued as (
         -- Compare the mean at the precision it is reported with (float noise never flips a class).
         water_round_mean(s.sum_value, s.n_results, l.decimals::integer) as value
     from period_sums as s
-    inner join sites as st on st.site_id = s.site_id
+    inner join sites as st on s.site_id = st.site_id
     inner join limits as l
-        on l.channel = s.channel
-        and (l.water_body = 'all' or l.water_body = st.water_body_type)
-        and l.valid_from <= s.as_of_date
+        on
+            s.channel = l.channel
+            and (l.water_body = 'all' or st.water_body_type = l.water_body)
+            and s.as_of_date >= l.valid_from
 ),
 
 classified as (
     select
         *,
         case
-            when direction = 'max' then case
-                when value <= class_i then 1
-                when value <= class_ii then 2
-                when value <= class_iii then 3
-                when value <= class_iv then 4
-                when value <= class_v then 5
-                else 6
-            end
-            when direction = 'min' then case
-                when value >= class_i then 1
-                when value >= class_ii then 2
-                when value >= class_iii then 3
-                when value >= class_iv then 4
-                when value >= class_v then 5
-                else 6
-            end
+            when direction = 'max'
+                then
+                    case
+                        when value <= class_i then 1
+                        when value <= class_ii then 2
+                        when value <= class_iii then 3
+                        when value <= class_iv then 4
+                        when value <= class_v then 5
+                        else 6
+                    end
+            when direction = 'min'
+                then
+                    case
+                        when value >= class_i then 1
+                        when value >= class_ii then 2
+                        when value >= class_iii then 3
+                        when value >= class_iv then 4
+                        when value >= class_v then 5
+                        else 6
+                    end
             -- pH: one range for every class; outside it the item is worse than Class V.
             when direction = 'range' then case
                 when value between range_lo and range_hi then 1
@@ -222,11 +230,12 @@ unlimited as (
         false as is_assessment,
         null::double as exceedance_multiple
     from period_sums as s
-    inner join sites as st on st.site_id = s.site_id
-    left join item_names as n on n.channel = s.channel
+    inner join sites as st on s.site_id = st.site_id
+    left join item_names as n on s.channel = n.channel
     anti join limits as l
-        on l.channel = s.channel
-        and (l.water_body = 'all' or l.water_body = st.water_body_type)
+        on
+            s.channel = l.channel
+            and (l.water_body = 'all' or st.water_body_type = l.water_body)
 ),
 
 classified_out as (
@@ -251,7 +260,7 @@ classified_out as (
         end as exceedance_multiple,
         now() as computed_at
     from classified as c
-    left join ref.water_grades as g on g.class_no = c.item_class
+    left join ref.water_grades as g on c.item_class = g.class_no
 )
 
 select * from classified_out

@@ -88,10 +88,10 @@ ranked_pollutants as (
         i.exceedance_multiple,
         row_number() over (
             partition by i.as_of_date, i.period, i.site_id
-            order by i.item_class desc, i.exceedance_multiple desc nulls last, l.item_no
+            order by i.item_class desc, i.exceedance_multiple desc nulls last, l.item_no asc
         ) as rank_no
     from items as i
-    inner join limits as l on l.item_code = i.item_code
+    inner join limits as l on i.item_code = l.item_code
     where i.is_assessment and i.item_class > 3
 ),
 
@@ -133,7 +133,7 @@ select
     a.section_class <= tg.class_no as meets_target,
     -- Drinking sources: every assessed item at Class III or better; Table 2 items only when measured.
     case when sp.kind = 'drinking_water_source' then a.section_class <= 3 end as is_compliant,
-    (select n_measured from supplementary) > 0 as supplementary_measured,
+    (select supplementary.n_measured from supplementary) > 0 as supplementary_measured,
     mp.main_pollutants,
     mp.main_pollutants_json,
     coalesce(a.n_items_assessed, 0) as n_items_assessed,
@@ -148,10 +148,10 @@ select
     now() as computed_at
 from site_periods as sp
 left join assessed as a
-    on a.as_of_date = sp.as_of_date and a.period = sp.period and a.site_id = sp.site_id
+    on sp.as_of_date = a.as_of_date and sp.period = a.period and sp.site_id = a.site_id
 left join received as r
-    on r.as_of_date = sp.as_of_date and r.period = sp.period and r.site_id = sp.site_id
+    on sp.as_of_date = r.as_of_date and sp.period = r.period and sp.site_id = r.site_id
 left join main_pollutants as mp
-    on mp.as_of_date = sp.as_of_date and mp.period = sp.period and mp.site_id = sp.site_id
-left join ref.water_grades as g on g.class_no = a.section_class
-left join ref.water_grades as tg on tg.class_label = sp.target_class;
+    on sp.as_of_date = mp.as_of_date and sp.period = mp.period and sp.site_id = mp.site_id
+left join ref.water_grades as g on a.section_class = g.class_no
+left join ref.water_grades as tg on sp.target_class = tg.class_label;

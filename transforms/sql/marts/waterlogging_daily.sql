@@ -22,12 +22,12 @@ readings as (
     select
         o.site_id,
         o.local_date,
-        count(distinct (
+        count(distinct(
             o.device_id, (epoch_us(o.observed_at) - 1) // (p.period_s * 1000000::bigint)
         )) as n_valid,
         max(o.depth_cm) as max_depth_cm
     from core.obs_waterlogging as o
-    inner join points as p on p.site_id = o.site_id
+    inner join points as p on o.site_id = p.site_id
     where
         o.is_valid and o.depth_cm is not null
         -- validity per value: an invalidated depth (spike, stuck gauge ...) does not count
@@ -76,8 +76,8 @@ point_days as (
         e.max_level_no
     from days as d
     cross join points as p
-    left join readings as r on r.site_id = p.site_id and r.local_date = d.local_date
-    left join point_events as e on e.site_id = p.site_id and e.local_date = d.local_date
+    left join readings as r on p.site_id = r.site_id and d.local_date = r.local_date
+    left join point_events as e on p.site_id = e.site_id and d.local_date = e.local_date
 ),
 
 rolled as (
@@ -115,4 +115,4 @@ select
     r.coverage_pct,
     now() as computed_at
 from rolled as r
-left join level_names as n on n.level_no = r.max_level_no;
+left join level_names as n on r.max_level_no = n.level_no;

@@ -49,7 +49,7 @@ readings as (
         -- validity per value: an invalidated depth (spike, stuck gauge ...) does not count
         and list_contains(o.invalid_columns, 'depth_cm') is not true  -- null: none invalidated
         and o.local_date between $start_date::date - 1
-        and $end_date::date + (select lookahead_days from rules)
+        and $end_date::date + (select rules.lookahead_days from rules)
 ),
 
 -- Wet instants: the deepest reading at the instant is above the point's threshold. Only these
@@ -63,7 +63,7 @@ wet_instants as (
         any_value(p.closure_cm) as closure_cm,
         any_value(p.danger_cm) as danger_cm
     from readings as r
-    inner join points as p on p.site_id = r.site_id
+    inner join points as p on r.site_id = p.site_id
     where r.depth_cm > p.waterlogging_cm
     group by r.site_id, r.observed_at
 ),
@@ -83,10 +83,10 @@ series as (
         l.last_at
     from wet_instants as w
     asof left join readings as n
-        on n.site_id = w.site_id and n.observed_at > w.observed_at
+        on w.site_id = n.site_id and w.observed_at < n.observed_at
     left join wet_instants as nw
-        on nw.site_id = w.site_id and nw.observed_at = n.observed_at
-    inner join last_reading as l on l.site_id = w.site_id
+        on w.site_id = nw.site_id and n.observed_at = nw.observed_at
+    inner join last_reading as l on w.site_id = l.site_id
 ),
 
 wet as (
@@ -128,7 +128,7 @@ ranked as (
     select
         *,
         row_number() over (
-            partition by site_id, event_no order by depth_cm desc, observed_at
+            partition by site_id, event_no order by depth_cm desc, observed_at asc
         ) as depth_rank
     from numbered
 ),
@@ -214,5 +214,5 @@ select
     f.last_wet_at,
     now() as computed_at
 from final as f
-left join level_names as n on n.level_no = f.max_level_no
+left join level_names as n on f.max_level_no = n.level_no
 where f.local_date between $start_date and $end_date;

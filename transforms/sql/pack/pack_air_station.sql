@@ -9,7 +9,9 @@ with
 station as (
     -- the exact decimal means: half-even on a double would round 0.65 (0.6500000000000000222)
     select
-        k.* exclude (pm25_ugm3, pm10_ugm3, so2_ugm3, no2_ugm3, co_mgm3, o3_8h_max_ugm3, o3_1h_max_ugm3),
+        k.* exclude (
+            k.pm25_ugm3, k.pm10_ugm3, k.so2_ugm3, k.no2_ugm3, k.co_mgm3, k.o3_8h_max_ugm3, k.o3_1h_max_ugm3
+        ),
         s.pm25_ugm3, s.pm10_ugm3, s.so2_ugm3, s.no2_ugm3, s.co_mgm3, s.o3_8h_max_ugm3,
         s.o3_1h_max_ugm3, s.count_hours_pm25, s.count_hours_pm10, s.count_hours_so2,
         s.count_hours_no2, s.count_hours_co, s.count_hours_o3, s.count_o3_8h_windows

@@ -71,7 +71,7 @@ select
     ),
     now()
 from daily as d
-left join annual as a on a.local_date = d.local_date
+left join annual as a on d.local_date = a.local_date
 
 union all
 

@@ -19,11 +19,11 @@ site_day as (
         tg.class_no as target_class_no
     from sites as d
     left join sites as m
-        on m.site_id = d.site_id and m.as_of_date = d.as_of_date and m.period = 'month'
+        on d.site_id = m.site_id and d.as_of_date = m.as_of_date and m.period = 'month'
     left join sites as y
-        on y.site_id = d.site_id and y.as_of_date = d.as_of_date and y.period = 'year'
+        on d.site_id = y.site_id and d.as_of_date = y.as_of_date and y.period = 'year'
     -- The target is the site's own target class (catalogue), published as its class number.
-    left join ref.water_grades as tg on tg.class_label = d.target_class
+    left join ref.water_grades as tg on d.target_class = tg.class_label
     where d.period = 'day'
 ),
 
@@ -48,9 +48,9 @@ county_day as (
         y.n_assessed as year_n_assessed
     from county as d
     left join county as m
-        on m.local_date = d.local_date and m.scope = d.scope and m.period = 'month'
+        on d.local_date = m.local_date and d.scope = m.scope and m.period = 'month'
     left join county as y
-        on y.local_date = d.local_date and y.scope = d.scope and y.period = 'year'
+        on d.local_date = y.local_date and d.scope = y.scope and y.period = 'year'
     where d.period = 'day'
 )
 

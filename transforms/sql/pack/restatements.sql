@@ -26,7 +26,7 @@ select
     $reason as reason
 from before as b
 left join after as a
-    on a.kpi_id = b.kpi_id and a.local_date = b.local_date and a.dimension = b.dimension
+    on b.kpi_id = a.kpi_id and b.local_date = a.local_date and b.dimension = a.dimension
 where
     a.kpi_id is null
     or a.value is distinct from b.value

@@ -13,4 +13,4 @@ select
     computed_at
 from kpi.pack_values
 where local_date = $day and ($prefix::varchar is null or starts_with(kpi_id, $prefix::varchar))
-order by kpi_id, dimension = 'county' desc, dimension;
+order by kpi_id asc, dimension = 'county' desc, dimension;

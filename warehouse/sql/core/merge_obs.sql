@@ -126,7 +126,7 @@ using (
         case when list_contains($series_key, 'lane') then b.lane end as lane,
         b.observed_at
     from batch_rows as b
-    semi join (select row_id from merge_plan where action = 'revision') as p using (row_id)
+    semi join merge_plan as p on b.row_id = p.row_id and p.action = 'revision'
 ) as r
 where
     d.feed = $feed
@@ -153,5 +153,5 @@ select
     $validation_run_id as validation_run_id,
     $loaded_at as flagged_at
 from batch_flag_rows as f
-anti join (select row_id from merge_plan where action in ('duplicate', 'stale')) as p
-    using (row_id);
+anti join merge_plan as p
+    on f.row_id = p.row_id and p.action in ('duplicate', 'stale');

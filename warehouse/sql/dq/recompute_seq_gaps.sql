@@ -13,11 +13,11 @@
 -- window below sorts by it: partitioning by two varchar columns cost 2-3x as much)
 create or replace temp table seq_devices as
 select
-    site_id,
-    device_id,
+    s.site_id,
+    s.device_id,
     (row_number() over ())::integer as dev,
-    lo,
-    hi
+    s.lo,
+    s.hi
 from (
     select
         site_id,
@@ -26,7 +26,7 @@ from (
         max(observed_at) as hi
     from seq_batch
     group by all
-);
+) as s;
 
 -- the stored readings of the feed as (site_id, device_id, lane, observed_at, seq, local_date);
 -- only core.obs_traffic has a lane: union by name adds it as null for the other feeds
@@ -34,9 +34,10 @@ create or replace temp view seq_core as
 select null::smallint as lane
 where false
 union all by name
-select columns(
-    lambda c: c in ('site_id', 'device_id', 'lane', 'observed_at', 'seq', 'local_date')
-)
+select
+    columns(
+        lambda c: c in ('site_id', 'device_id', 'lane', 'observed_at', 'seq', 'local_date')
+    )
 from core.obs_{{feed}};
 
 -- each device's last stored reading before the batch's range: first looked for since
@@ -52,12 +53,18 @@ where c.observed_at >= $near_since and c.observed_at < $min_obs
 group by d.dev;
 
 insert into seq_edge_before
+with silent_devices as (
+    -- the devices without a stored reading since $near_since
+    select s.*
+    from seq_devices as s
+    anti join seq_edge_before using (dev)
+)
+
 select
     d.dev,
     max(struct_pack(c.observed_at, c.seq, c.lane, c.local_date)) as r
 from seq_core as c
-inner join (select * from seq_devices anti join seq_edge_before using (dev)) as d
-    using (site_id, device_id)
+inner join silent_devices as d using (site_id, device_id)
 where c.observed_at < $near_since
 group by d.dev;
 

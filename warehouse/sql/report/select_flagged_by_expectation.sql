@@ -11,8 +11,8 @@ select
         when f.expectation like 'device_flag:%' then 'device_flag'
         else f.expectation
     end as expectation,
-    count(distinct (f.site_id, f.device_id, f.lane, f.observed_at)) as readings
+    count(distinct(f.site_id, f.device_id, f.lane, f.observed_at)) as readings
 from dq.flagged_readings as f
 semi join runs as r on f.validation_run_id = r.validation_run_id
 group by all
-order by f.feed, readings desc, expectation;
+order by f.feed asc, readings desc, expectation asc;

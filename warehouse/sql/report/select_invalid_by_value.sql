@@ -30,7 +30,7 @@ select
     feed,
     column_name,
     expectation,
-    count(distinct (site_id, device_id, lane, observed_at)) as readings
+    count(distinct(site_id, device_id, lane, observed_at)) as readings
 from per_value
 group by grouping sets ((feed, column_name, expectation), (feed, column_name))
-order by feed, column_name = '*', column_name, expectation nulls first, readings desc;
+order by feed asc, column_name = '*', column_name asc, expectation asc nulls first, readings desc;

@@ -5,4 +5,4 @@ select
 from dq.quarantine
 where load_run_id = $load_run_id
 group by all
-order by feed, records desc, reason;
+order by feed asc, records desc, reason asc;
