@@ -47,7 +47,8 @@ def test_a_moved_reference_folder_is_honoured_by_the_kpi_run(
     assert target == (90.0,)
     # every ref table is the moved folder's CSV, row for row
     for csv in sorted((moved.reference_dir / "standards").glob("*.csv")):
-        n = wh.execute(f"select count(*) from ref.{csv.stem}").fetchone()
+        # the table name is bound, not formatted in: query_table() takes it as a value
+        n = wh.execute("select count(*) from query_table($t)", {"t": "ref." + csv.stem}).fetchone()
         assert n == (len(csv.read_text(encoding="utf-8").splitlines()) - 1,), csv.name
 
 
