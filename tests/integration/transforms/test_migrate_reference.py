@@ -71,7 +71,7 @@ def test_warehouse_from_the_first_air_ddl_is_brought_up_to_date(tmp_path: Path) 
     assert set(UNKEYED) <= _primary_keys(con)
     con.execute(
         "insert into int.air_hourly_station values ('WS-AIR-01', '2026-06-10',"
-        " '2026-06-10 01:00+08', '2026-06-10 01:00', 'HJ633-2012', true,"
+        " '2026-06-10 01:00:00+08', '2026-06-10 01:00', 'HJ633-2012', true,"
         " 12.5, null, null, null, null, null, 60, 0, 0, 0, 0, 0, 60)"
     )
 
