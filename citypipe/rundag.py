@@ -143,7 +143,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except RunInProgress as exc:
         print(f"citypipe run: {exc}", file=sys.stderr)
         return EXIT_RUN_IN_PROGRESS
-    if args.dag_id == "citypipe_ingest" and settings.warehouse_path.exists():
+    from warehouse import db
+
+    if args.dag_id == "citypipe_ingest" and db.exists(settings):
         from warehouse.db import LockTimeout
         from warehouse.report import ingest_summary
 

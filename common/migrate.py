@@ -53,6 +53,12 @@ def discover(directory: Path) -> list[Migration]:
     return found
 
 
+def is_lake(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the connection's default database is a DuckLake (no keys, checks or indexes)."""
+    row = _SQL.run(con, "select_default_database_type.sql").fetchone()
+    return bool(row and row[0] == "ducklake")
+
+
 def migrate(con: duckdb.DuckDBPyConnection, directory: Path) -> list[int]:
     """Apply the pending migrations of ``directory``; return the versions applied now."""
     _SQL.run(con, "create_schema_migrations.sql")

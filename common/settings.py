@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.warehouse_url import WarehouseTarget, parse_warehouse_url
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -48,6 +50,30 @@ class Settings(BaseSettings):
     flush_max_records: int = 20_000
     flush_max_age_s: float = 1.0
 
+    # The warehouse backend (docs/warehouse.md, common/warehouse_url.py): a DuckDB file
+    # (duckdb:///path.duckdb) or a DuckLake catalog (ducklake:sqlite:///path/catalog.sqlite,
+    # ducklake:postgres://user@host/db). None: the embedded default under home.
+    warehouse: str | None = None
+    # A lake's data files: a folder or s3://bucket/prefix/. None: {home}/warehouse/lake/.
+    warehouse_data_path: str | None = None
+    # Secret of a PostgreSQL catalog: only from the environment or *_FILE; never defaulted.
+    warehouse_password: SecretStr | None = None
+    warehouse_password_file: Path | None = None
+    # S3-compatible object storage for an s3:// data path. Credentials live in these settings
+    # (a per-connection secret), never in the lake's catalog.
+    s3_endpoint: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_secret_access_key_file: Path | None = None
+    s3_use_ssl: bool = True
+    s3_url_style: str = "path"
+    # A lake writer whose commit conflicts (another writer, a busy SQLite catalog) redoes the
+    # whole transaction this many times, backing off, before it fails.
+    warehouse_write_retries: int = 12
+    # Lake snapshots older than this are expired by the maintenance task (time travel ends here).
+    snapshot_retention_days: int = 90
+
     # Readers of the warehouse give up after this many seconds behind a writer (warehouse.md).
     lock_timeout_s: float = 600.0
     # Group allowed to read the data folder; None: owner only (docs/operations.md).
@@ -57,6 +83,11 @@ class Settings(BaseSettings):
     def _read_password_file(self) -> Settings:
         if self.mqtt_password is None and self.mqtt_password_file is not None:
             self.mqtt_password = SecretStr(self.mqtt_password_file.read_text().strip())
+        if self.warehouse_password is None and self.warehouse_password_file is not None:
+            self.warehouse_password = SecretStr(self.warehouse_password_file.read_text().strip())
+        if self.s3_secret_access_key is None and self.s3_secret_access_key_file is not None:
+            text = self.s3_secret_access_key_file.read_text().strip()
+            self.s3_secret_access_key = SecretStr(text)
         if self.flush_max_age_s > 5:
             raise ValueError(
                 "CITYPIPE_FLUSH_MAX_AGE_S must be at most 5 s (contract of ack latency)"
@@ -80,8 +111,28 @@ class Settings(BaseSettings):
         return self.home / "quarantine"
 
     @cached_property
+    def warehouse_dir(self) -> Path:
+        """Local warehouse folder: the default file or catalog, staging, the file lock."""
+        return self.home / "warehouse"
+
+    @cached_property
+    def warehouse_target(self) -> WarehouseTarget:
+        if self.warehouse is None:
+            return WarehouseTarget("file", path=self.warehouse_dir / "citypipe.duckdb")
+        return parse_warehouse_url(self.warehouse, base=self.home)
+
+    @cached_property
     def warehouse_path(self) -> Path:
-        return self.home / "warehouse" / "citypipe.duckdb"
+        """The DuckDB file or the SQLite catalog; a PostgreSQL catalog has no local path, so
+        this is then the folder's marker path (only used for the lock and messages)."""
+        target = self.warehouse_target
+        return target.path if target.path is not None else self.warehouse_dir / "postgres.catalog"
+
+    @cached_property
+    def lake_data_path(self) -> str:
+        """Where a lake's Parquet files go: always ending in '/' (DuckLake joins names to it)."""
+        raw = self.warehouse_data_path or str(self.warehouse_dir / "lake")
+        return raw if raw.endswith("/") else raw + "/"
 
     @cached_property
     def airflow_home(self) -> Path:

@@ -102,7 +102,7 @@ def read_history(
     settings: Settings, feed: str, batch: pa.Table, lookback_s: int
 ) -> pa.Table | None:
     """Stored readings from ``lookback_s`` before the batch's first observation to its last."""
-    if batch.num_rows == 0 or lookback_s <= 0 or not settings.warehouse_path.exists():
+    if batch.num_rows == 0 or lookback_s <= 0 or not db.exists(settings):
         return None
     mm = pc.min_max(batch["observed_at"]).as_py()
     # Clamped: a reading near year 1 (landed before the contract's valid_from bound) must not

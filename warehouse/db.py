@@ -1,6 +1,10 @@
-"""Warehouse connections and the warehouse lock.
+"""The one warehouse connection factory, the warehouse lock, and the retry of lake writers.
 
-DuckDB allows one read-write process per file, and refuses read-only opens while a writer has it.
+Every stage opens the warehouse here; no SQL model knows which backend runs it
+(``settings.warehouse_target``, docs/warehouse.md). On a DuckLake backend the lake is attached
+as ``lake`` and made the default database, so ``core.obs_air`` means the same everywhere.
+
+Single DuckDB file: DuckDB allows one read-write process per file, and refuses read-only opens while a writer has it.
 An fcntl lock beside the file (``citypipe.duckdb.lock``) orders them: every writer (ingest DAG,
 KPI DAG, CLI tools) takes it exclusively (:func:`exclusive_lock`), every reader shared
 (:func:`shared_lock`), so writers queue behind each other and behind readers, and readers run
@@ -14,18 +18,26 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 import logging
 import os
+import random
+import sqlite3
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
 from common.settings import Settings
+from common.sql import literal, transaction
+from common.warehouse_url import WarehouseTarget
 from warehouse import SQL
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +54,7 @@ class LockTimeout(TimeoutError):
 
 
 def lock_path(settings: Settings) -> Path:
-    return settings.warehouse_path.with_name(settings.warehouse_path.name + ".lock")
+    return settings.warehouse_dir / "citypipe.duckdb.lock"
 
 
 def lock_holder(path: Path) -> str:
@@ -137,18 +149,56 @@ def shared_lock(settings: Settings, timeout_s: float | None = None) -> Iterator[
         os.close(fd)
 
 
+def extension_directory() -> str:
+    """Where the duckdb-ext-* wheels put the extension binaries (a namespace package with no
+    code): DuckDB appends ``v1.4.4/<platform>/`` itself. No download ever happens at run time."""
+    spec = importlib.util.find_spec("duckdb_ext")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the duckdb-ext-* packages are not installed (uv sync)")
+    return str(Path(next(iter(spec.submodule_search_locations))) / "extensions")
+
+
+def _config() -> dict[str, str | bool | int | float | list[str]]:
+    return {"extension_directory": extension_directory(), "autoinstall_known_extensions": False}
+
+
 def configure(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """Session settings every warehouse connection gets."""
     SQL.run(con, "session/set_utc_time_zone.sql")
     return con
 
 
-def connect(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse file (creating its directory for a writer), in UTC.
+def exists(settings: Settings) -> bool:
+    """Whether the warehouse has been created (a first load or migration has run)."""
+    target = settings.warehouse_target
+    if target.kind != "postgres":
+        return target.path is not None and target.path.exists()
+    con = duckdb.connect(config=_config())
+    try:
+        password = settings.warehouse_password
+        dsn = target.pg_dsn(password.get_secret_value() if password else None)
+        # The catalog's own tables exist once a lake was attached read-write.
+        con.execute(f"ATTACH {literal(dsn)} AS pg (TYPE postgres, READ_ONLY)")
+        found = con.execute(
+            "select count(*) from pg.information_schema.tables"
+            " where table_name = 'ducklake_snapshot' and table_schema = ?",
+            [target.metadata_schema or "public"],
+        ).fetchone()
+        return bool(found and found[0])
+    finally:
+        con.close()
 
-    Writers must hold :func:`exclusive_lock`. A reader retries for a while when a writer in another
-    process has the file open, since DuckDB refuses read-only opens during a write.
+
+def connect(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse (creating it for a writer), in UTC, with ``lake`` as default database
+    on a DuckLake backend.
+
+    Single file: writers must hold :func:`exclusive_lock`; a reader retries for a while when a
+    writer in another process has the file open, since DuckDB refuses read-only opens then.
     """
+    target = settings.warehouse_target
+    if target.is_lake:
+        return configure(_connect_lake(settings, target, read_only))
     path = settings.warehouse_path
     if read_only and not path.exists():
         raise FileNotFoundError(f"warehouse {path} does not exist yet (no load has run)")
@@ -157,7 +207,7 @@ def connect(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConne
     deadline = time.monotonic() + _OPEN_RETRY_S
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(str(path), read_only=read_only, config=_config())
             return configure(con)
         except duckdb.IOException:
             if time.monotonic() >= deadline:
@@ -165,29 +215,147 @@ def connect(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConne
             time.sleep(0.2)
 
 
+def _connect_lake(
+    settings: Settings, target: WarehouseTarget, read_only: bool
+) -> duckdb.DuckDBPyConnection:
+    if read_only and not exists(settings):
+        raise FileNotFoundError(f"warehouse ({target.describe()}) does not exist yet")
+    data_path = settings.lake_data_path
+    if target.kind == "sqlite":
+        assert target.path is not None
+        if not read_only:
+            _prepare_sqlite_catalog(target.path)
+        metadata = f"sqlite:{target.path}"
+    else:
+        password = settings.warehouse_password
+        metadata = "postgres:" + target.pg_dsn(password.get_secret_value() if password else None)
+    if not data_path.startswith("s3://") and not read_only:
+        Path(data_path).mkdir(parents=True, exist_ok=True)
+    options = [f"DATA_PATH {literal(data_path)}"]
+    if target.metadata_schema:
+        options.append(f"METADATA_SCHEMA {literal(target.metadata_schema)}")
+    if read_only:
+        options.append("READ_ONLY")
+    con = duckdb.connect(config=_config())
+    try:
+        if data_path.startswith("s3://"):
+            _create_s3_secret(con, settings)
+        # ATTACH takes no bound parameters; every value is a quoted literal (common.sql.literal).
+        con.execute(f"ATTACH {literal('ducklake:' + metadata)} AS lake ({', '.join(options)})")
+        con.execute("USE lake")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _prepare_sqlite_catalog(path: Path) -> None:
+    """Create the SQLite catalog in WAL mode: with the default journal, readers fail while a
+    writer commits (docs/research/ducklake_2026-12.md); WAL persists in the file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        return
+    db = sqlite3.connect(path)
+    try:
+        db.execute("pragma journal_mode=wal")
+    finally:
+        db.close()
+
+
+def _create_s3_secret(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """A temporary (per-connection) secret: credentials stay in settings, never in the catalog."""
+    key = settings.s3_secret_access_key
+    parts = [
+        "TYPE s3",
+        f"REGION {literal(settings.s3_region)}",
+        f"URL_STYLE {literal(settings.s3_url_style)}",
+        f"USE_SSL {'true' if settings.s3_use_ssl else 'false'}",
+    ]
+    if settings.s3_endpoint:
+        parts.append(f"ENDPOINT {literal(settings.s3_endpoint)}")
+    if settings.s3_access_key_id:
+        parts.append(f"KEY_ID {literal(settings.s3_access_key_id)}")
+    if key is not None:
+        parts.append(f"SECRET {literal(key.get_secret_value())}")
+    con.execute(f"CREATE TEMPORARY SECRET citypipe_s3 ({', '.join(parts)})")
+
+
 @contextlib.contextmanager
 def writer(settings: Settings, migrate: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Lock, connect read-write, apply pending migrations, yield; close and unlock after."""
-    with exclusive_lock(settings):
+    """Connect read-write (single file: under the exclusive lock), apply pending migrations,
+    yield; close (and unlock) after. A lake takes no lock: writers commit optimistically, so
+    wrap units of work in :func:`write` to retry conflicts."""
+    lock = (
+        contextlib.nullcontext(None)
+        if settings.warehouse_target.is_lake
+        else exclusive_lock(settings)
+    )
+    with lock:
         con = connect(settings, read_only=False)
         try:
             if migrate:
-                from common.migrate import migrate as _migrate
-                from warehouse import MIGRATIONS_DIR
-
-                _migrate(con, MIGRATIONS_DIR)
+                _migrate_all(settings, con)
             yield con
         finally:
             con.close()
 
 
+def _migrate_all(settings: Settings, con: duckdb.DuckDBPyConnection) -> None:
+    from common.migrate import migrate as _migrate
+    from warehouse import MIGRATIONS_DIR
+
+    retrying(settings, lambda: _migrate(con, MIGRATIONS_DIR), what="migrations")
+
+
 @contextlib.contextmanager
 def reader(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short read-only connection under the shared lock: never races a writer, never blocks
-    another reader. Raises :class:`LockTimeout` after ``settings.lock_timeout_s``."""
-    with shared_lock(settings):
+    """A short read-only connection. Single file: under the shared lock, so it never races a
+    writer and never blocks another reader; raises :class:`LockTimeout` after
+    ``settings.lock_timeout_s``. Lake: no lock at all; it reads the last committed snapshot."""
+    lock = (
+        contextlib.nullcontext(None) if settings.warehouse_target.is_lake else shared_lock(settings)
+    )
+    with lock:
         con = connect(settings, read_only=True)
         try:
             yield con
         finally:
             con.close()
+
+
+_RETRYABLE = ("Transaction conflict", "database is locked", "Failed to commit DuckLake")
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A lake commit that lost a race: another writer changed the same data file, or the SQLite
+    catalog was busy. Redoing the whole transaction on a fresh snapshot is then correct."""
+    if not isinstance(exc, duckdb.Error) or isinstance(exc, duckdb.FatalException):
+        return False
+    return isinstance(exc, duckdb.TransactionException) or any(t in str(exc) for t in _RETRYABLE)
+
+
+def retrying(settings: Settings, work: Callable[[], T], *, what: str = "write") -> T:
+    """Run ``work`` again after a retryable lake error, with exponential backoff and jitter,
+    up to ``settings.warehouse_write_retries`` times. ``work`` must be a whole transaction."""
+    attempts = max(1, settings.warehouse_write_retries + 1)
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except duckdb.Error as exc:
+            if attempt == attempts or not is_retryable(exc):
+                raise
+            pause = min(5.0, 0.05 * 2**attempt) * (0.5 + random.random())
+            log.info("%s: retry %d after %.2f s: %s", what, attempt, pause, str(exc)[:200])
+            time.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+def write(settings: Settings, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+    """Run ``work(con)`` as one transaction on a writer connection, redone from the start on a
+    retryable conflict (a fresh connection, so it re-reads the ledger). The way to write."""
+
+    def attempt() -> T:
+        with writer(settings) as con, transaction(con):
+            return work(con)
+
+    return retrying(settings, attempt)

@@ -36,7 +36,7 @@ def mark_dirty_days(settings: Settings) -> list[tuple[str, str]]:
 
 def set_data_docs_urls(settings: Settings, pages: dict[str, str]) -> None:
     """Store each validation run's Data Docs page in dq.validation_runs."""
-    if pages and settings.warehouse_path.exists():
+    if pages and db.exists(settings):
         with db.writer(settings) as con:
             for vrid, url in pages.items():
                 SQL.run(con, "dq/set_data_docs_url.sql", {"validation_run_id": vrid, "url": url})

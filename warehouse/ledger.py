@@ -61,7 +61,7 @@ def file_identity(raw: str) -> tuple[str, int, int] | None:
 
 
 def _known_paths(settings: Settings) -> set[tuple[str, int, int]]:
-    if not settings.warehouse_path.exists():
+    if not db.exists(settings):
         return set()
     with db.reader(settings) as con:
         try:

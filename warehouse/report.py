@@ -12,7 +12,7 @@ from warehouse import SQL, db
 def ingest_summary(settings: Settings) -> str:
     """Per feed: accepted / flagged (by expectation) / invalid values per column (and why) /
     quarantined (by reason); Data Docs path."""
-    if not settings.warehouse_path.exists():
+    if not db.exists(settings):
         return "warehouse: nothing loaded yet"
     with db.reader(settings) as con:
         last = SQL.run(con, "report/select_last_run.sql").fetchone()
@@ -69,7 +69,7 @@ def _invalid_by_value(rows: list[tuple[str, str, str | None, int]]) -> dict[str,
 def value_validity(settings: Settings, start: date, end: date) -> str:
     """Per feed and value column over local days start..end (dq.site_day_values): values
     received, valid, invalidated by a value-level check, in readings invalid as a whole."""
-    if not settings.warehouse_path.exists():
+    if not db.exists(settings):
         return "warehouse: nothing loaded yet"
     with db.reader(settings) as con:
         rows = SQL.run(

@@ -49,7 +49,7 @@ def _source(settings: Settings, directory: Path, name: str, feed: str | None) ->
     read_parquet fails on a glob that matches nothing, and a view must stay queryable."""
     if any(directory.glob("*=*/*.parquet")):
         return str(directory / "*=*" / "*.parquet")
-    empty = settings.warehouse_path.parent / "staging" / f"{name}.empty.parquet"
+    empty = settings.warehouse_dir / "staging" / f"{name}.empty.parquet"
     if not empty.exists():
         empty.parent.mkdir(parents=True, exist_ok=True)
         schema: pa.Schema = landing_schema(feed) if feed else QUARANTINE_SCHEMA
