@@ -21,11 +21,24 @@ def home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(home: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    # Tests must not inherit a developer's broker or data directory.
-    for var in ("CITYPIPE_MQTT_URL", "CITYPIPE_HOME", "CITYPIPE_CITY"):
+def settings(
+    home: Path, monkeypatch: pytest.MonkeyPatch, warehouse_kind: str, request: pytest.FixtureRequest
+) -> Settings:
+    # Tests must not inherit a developer's broker, data directory or warehouse.
+    for var in (
+        "CITYPIPE_MQTT_URL",
+        "CITYPIPE_HOME",
+        "CITYPIPE_CITY",
+        "CITYPIPE_WAREHOUSE",
+        "CITYPIPE_WAREHOUSE_DATA_PATH",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("CITYPIPE_HOME", str(home))
+    from support.backends import warehouse_url_for  # a plugin module: imported once registered
+
+    url = warehouse_url_for(warehouse_kind, request)
+    if url is not None:
+        monkeypatch.setenv("CITYPIPE_WAREHOUSE", url)
     return get_settings()
 
 
@@ -55,6 +68,7 @@ def mosquitto_broker(tmp_path: Path) -> Iterator[BrokerHandle]:
 
 # Fixture plugins shared by unit and integration tests of one area (tests/support/).
 pytest_plugins = [
+    "support.backends",
     "support.simulator_fixtures",
     "support.ingest_fixtures",
     "support.transforms_fixtures",
