@@ -62,7 +62,10 @@ def stamp(ts: datetime) -> str:
 
 
 def iso(ts: datetime | None) -> str | None:
-    return None if ts is None else ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """UTC ISO 8601 with milliseconds and Z: one fixed width, so the text sorts as the time."""
+    if ts is None:
+        return None
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,8 @@ class LevelMachine:
         return self.sign * (value - lv.threshold) > 0
 
     def _holds(self, value: float, lv: Level) -> bool:
-        # Still inside the level's hysteresis band: not yet back past threshold - margin.
+        # Still inside the level's hysteresis band: not yet back to threshold - margin ("above"
+        # rules; threshold + margin for "below" rules). A value exactly there is back.
         return self.sign * (value - (lv.threshold - self.sign * lv.margin)) > 0
 
     def step(self, value: float, at: datetime) -> int | None:
@@ -421,9 +425,11 @@ class Engine:
         channel: str | None,
     ) -> list[Change]:
         m = rule.machine
-        if m.level > 0:
-            better = rule.peak is None or m.sign * (value - rule.peak) > 0
-            rule.peak = value if better else rule.peak
+        if m.level > 0 and (rule.peak is None or m.sign * (value - rule.peak) > 0):
+            rule.peak = value
+            current = self.open.get((kind, site))
+            if current is not None:
+                self.open[(kind, site)] = replace(current, peak_value=value)
         new = m.step(value, at)
         if new is None:
             return []
