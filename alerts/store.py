@@ -65,7 +65,10 @@ class AlertStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        # Opened by the service's main thread, then used by its worker only (one at a time).
+        self.con = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
         self.con.row_factory = sqlite3.Row
         mode = self.con.execute("pragma journal_mode=wal").fetchone()[0]
         if mode != "wal":
