@@ -80,6 +80,12 @@ class Observation:
     values: dict[str, float | None]
     flags: str
     received_at: datetime
+    lane: int | None = None  # traffic: the lanes of a detector share its device id
+
+    @property
+    def channel_key(self) -> str:
+        """The device (and lane): one series of readings in time order."""
+        return self.device_id if self.lane is None else f"{self.device_id}#{self.lane}"
 
 
 @dataclass(frozen=True)
@@ -358,7 +364,7 @@ class Engine:
         silent = self.open.get(("silent", site))
         if silent is not None:
             out.append(self._clear(silent, obs.received_at, obs.received_at, None))
-        key = (site, obs.device_id)
+        key = (site, obs.channel_key)
         last = self.last_observed.get(key)
         if last is not None and obs.observed_at <= last:
             return out  # out of order or re-delivered: the stateful rules have seen its time
@@ -539,16 +545,17 @@ class Engine:
         first_new: tuple[str, _Run] | None = None
         for fl in rules:
             v = obs.values.get(fl.column)
-            key = (site, obs.device_id, fl.column)
+            device = obs.channel_key
+            key = (site, device, fl.column)
             if v is None:
                 self.runs.pop(key, None)
-                flat.pop((obs.device_id, fl.column), None)
+                flat.pop((device, fl.column), None)
                 continue
             if not self.valid(obs.feed, fl.column, v):
                 continue
             if fl.ignore_zero and v == 0:
                 self.runs.pop(key, None)
-                flat.pop((obs.device_id, fl.column), None)
+                flat.pop((device, fl.column), None)
                 continue
             run = self.runs.get(key)
             if run is not None and run.value == v:
@@ -556,11 +563,11 @@ class Engine:
             else:
                 run = self.runs[key] = _Run(v, 1, obs.observed_at)
             if run.n >= fl.n:
-                if (obs.device_id, fl.column) not in flat and first_new is None:
-                    first_new = (f"{obs.device_id}/{fl.column}", run)
-                flat[(obs.device_id, fl.column)] = run
+                if (device, fl.column) not in flat and first_new is None:
+                    first_new = (f"{device}/{fl.column}", run)
+                flat[(device, fl.column)] = run
             else:
-                flat.pop((obs.device_id, fl.column), None)
+                flat.pop((device, fl.column), None)
         current = self.open.get(("flatline", site))
         if flat and not was and current is None and first_new is not None:
             channel, run = first_new

@@ -247,6 +247,7 @@ class AlertService:
                 values=row,  # type: ignore[arg-type]
                 flags=str(row["flags"]),
                 received_at=received,
+                lane=row["lane"],  # type: ignore[arg-type]
             )
             self.counts["readings"] += 1
             out.extend(self.engine.observe(obs))

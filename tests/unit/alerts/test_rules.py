@@ -211,3 +211,19 @@ def test_open_alerts_survive_a_restart(catalogue: Catalogue, kind: str) -> None:
     assert [c for o in after for c in second.observe(o) if c.alert.kind == kind] == []
     done = [c for o in clearing for c in second.observe(o) if c.alert.kind == kind]
     assert [(c.action, c.alert.id) for c in done] == [("clear", raised[0].id)]
+
+
+def test_traffic_lanes_are_separate_series(catalogue: Catalogue) -> None:
+    e = engine(catalogue)
+    site = catalogue.by_feed("traffic")[0]
+    n = next(f.n for f in e.flat_rules["traffic"] if f.column == "speed_kmh")
+    out = []
+    for k in range(n):
+        at = T0 + timedelta(minutes=5 * k)
+        for lane, speed in ((1, 42.0), (2, 30.0 + k % 5)):  # lane 1 frozen, lane 2 moving
+            obs = Observation("traffic", site.site_id, site.device_ids[0], at, 300,
+                              {"speed_kmh": speed}, "", at, lane=lane)  # fmt: skip
+            out += [c for c in e.observe(obs) if c.alert.kind == "flatline"]
+    assert [(c.action, c.alert.channel) for c in out] == [
+        ("raise", f"{site.device_ids[0]}#1/speed_kmh")
+    ]
