@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 from alerts import aqi as aqi_mod
@@ -204,9 +204,22 @@ class LevelMachine:
             self.started_at = None
         return hold
 
-    def restore(self, level_no: int, started_at: datetime) -> None:
+    def restore(self, level_no: int, started_at: datetime | None) -> None:
         self.level = level_no
         self.started_at = started_at
+
+    def counters(self) -> tuple[object, ...]:
+        """The debounce state (for a checkpoint)."""
+        return (self.level, self.started_at, list(self._up), list(self._up_from), self._down)
+
+    def load_counters(self, state: tuple[object, ...]) -> bool:
+        """Take back ``counters()``; False (nothing changed) if the levels no longer match."""
+        level, started_at, up, up_from, down = state
+        if not isinstance(up, list) or len(up) != len(self.levels):
+            return False
+        self.level, self.started_at = level, started_at  # type: ignore[assignment]
+        self._up, self._up_from, self._down = up, up_from, down  # type: ignore[assignment]
+        return True
 
 
 # ---------------------------------------------------------------------- the engine
@@ -342,9 +355,83 @@ class Engine:
                 rule.peak = a.peak_value
             if a.kind == "flatline" and a.channel and "/" in a.channel:
                 device, column = a.channel.split("/", 1)
-                run = _Run(a.value, int(a.threshold), a.started_at)
-                self.runs[(a.site_id, device, column)] = run
+                run = self.runs.get((a.site_id, device, column))
+                if run is None or run.value != a.value:  # no checkpoint of this run
+                    run = _Run(a.value, int(a.threshold), a.started_at)
+                    self.runs[(a.site_id, device, column)] = run
                 self.flat.setdefault(a.site_id, {})[(device, column)] = run
+
+    # ------------------------------------------------------------------ checkpoint
+
+    CHECKPOINT_VERSION = 1
+
+    def checkpoint(self) -> dict[str, object]:
+        """Everything a restart would otherwise lose, as plain data: debounce counts and peaks,
+        the AQI hours in progress, flat-line runs, per-device order, silence clocks. The open
+        alerts themselves are the store's ``alerts`` rows."""
+        machines = {k: (r.machine.counters(), r.peak) for k, r in self.levels.items()}
+        aqi = {
+            site: (
+                st.rule.machine.counters(),
+                st.rule.peak,
+                {end: (h.values, h.minutes) for end, h in st.hours.items()},
+                st.closed_until,
+                list(st.so2_history),
+            )
+            for site, st in self.aqi.items()
+        }
+        return {
+            "version": self.CHECKPOINT_VERSION,
+            "machines": machines,
+            "aqi": aqi,
+            "runs": {k: (r.value, r.n, r.since) for k, r in self.runs.items()},
+            "flat": {site: sorted(chs) for site, chs in self.flat.items() if chs},
+            "last_seen": dict(self.last_seen),
+            "last_observed": dict(self.last_observed),
+        }
+
+    def load_checkpoint(self, state: dict[str, object], open_alerts: list[Alert]) -> None:
+        """Take back a checkpoint, then the store's open alerts, which decide every rule's level
+        (the checkpoint may be one batch older than the alerts rows)."""
+        if state.get("version") != self.CHECKPOINT_VERSION:
+            self.restore(open_alerts)
+            return
+        machines: dict[tuple[str, str], tuple[tuple[object, ...], float | None]]
+        machines = state["machines"]  # type: ignore[assignment]
+        for key, (counters, peak) in machines.items():
+            rule = self.levels.get(key)
+            if rule is not None and rule.machine.load_counters(counters):
+                rule.peak = peak
+        aqi: dict[str, tuple[Any, ...]] = state["aqi"]  # type: ignore[assignment]
+        for site, (counters, peak, hours, closed_until, so2) in aqi.items():
+            st = self.aqi.get(site)
+            if st is None:
+                continue
+            if st.rule.machine.load_counters(counters):
+                st.rule.peak = peak
+            st.hours = {end: _Hour(v, m) for end, (v, m) in hours.items()}
+            st.closed_until = closed_until
+            st.so2_history.extend(so2)
+        runs: dict[tuple[str, str, str], tuple[float, int, datetime]]
+        runs = state["runs"]  # type: ignore[assignment]
+        self.runs = {k: _Run(*v) for k, v in runs.items()}
+        flat: dict[str, list[tuple[str, str]]] = state["flat"]  # type: ignore[assignment]
+        for site, channels in flat.items():
+            self.flat[site] = {
+                ch: self.runs[(site, *ch)] for ch in channels if (site, *ch) in self.runs
+            }
+        self.last_seen.update(state["last_seen"])  # type: ignore[call-overload]
+        self.last_observed.update(state["last_observed"])  # type: ignore[call-overload]
+        # The store is authoritative for what is open: a level without an open alert is reset.
+        open_keys = {(a.kind, a.site_id) for a in open_alerts if a.active}
+        for key, rule in [
+            *self.levels.items(),
+            *((("aqi", s), st.rule) for s, st in self.aqi.items()),
+        ]:
+            if key not in open_keys and rule.machine.level:
+                rule.machine.restore(0, None)
+                rule.peak = None
+        self.restore(open_alerts)
 
     # ------------------------------------------------------------------ input
 

@@ -90,8 +90,17 @@ class AlertService:
             catalogue, settings.reference_dir, now=datetime.now(UTC), timezone=settings.timezone
         )
         restored = self.store.open_alerts()
-        self.engine.restore(restored)
-        log.info("alerts: %d open alert(s) restored from %s", len(restored), self.store.path)
+        checkpoint = self.store.load_checkpoint()
+        if checkpoint is None:
+            self.engine.restore(restored)
+        else:
+            self.engine.load_checkpoint(checkpoint, restored)
+        log.info(
+            "alerts: %d open alert(s) restored from %s (%s)",
+            len(restored),
+            self.store.path,
+            "with the rules' checkpoint" if checkpoint is not None else "no checkpoint",
+        )
         self.queue: queue.Queue[tuple[str, bytes, float, Ticket]] = queue.Queue(QUEUE_MAX)
         self._stop = threading.Event()
         self._stopping = threading.Event()
@@ -227,6 +236,11 @@ class AlertService:
                 for ch in changes:
                     self._publish(ch)
                 self.counts["changes"] += len(changes)
+            if batch or changes:
+                # The rules' state including this batch is durable before the batch is acked: a
+                # crash before the ack redelivers messages the checkpoint has not seen, or that
+                # the per-device order check then ignores.
+                self.store.save_checkpoint(self.engine.checkpoint())
             if batch:
                 self.session.ack(t for *_, t in batch)
                 self.counts["messages"] += len(batch)

@@ -9,6 +9,8 @@ queries: ``alerts/sql/*.sql`` (stdlib ``sqlite3`` binds their ``$name`` paramete
 
 from __future__ import annotations
 
+import logging
+import pickle
 import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -16,6 +18,8 @@ from pathlib import Path
 
 from alerts.rules import Alert, Change, iso
 from common.sql import statements
+
+log = logging.getLogger(__name__)
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 BUSY_TIMEOUT_S = 10.0
@@ -115,6 +119,31 @@ class AlertStore:
         except BaseException:
             self.con.execute("rollback")
             raise
+
+    def save_checkpoint(self, state: dict[str, object]) -> None:
+        """The rules' state (``Engine.checkpoint()``), committed before the batch is acked."""
+        blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        params = {"saved_at": iso(datetime.now(UTC)), "state": blob}
+        self.con.execute("begin immediate")
+        try:
+            _run(self.con, "upsert_engine_state.sql", params)
+            self.con.execute("commit")
+        except BaseException:
+            self.con.execute("rollback")
+            raise
+
+    def load_checkpoint(self) -> dict[str, object] | None:
+        """The last checkpoint; None if there is none or it cannot be read (then the service
+        starts from the open alerts alone)."""
+        row = _run(self.con, "select_engine_state.sql").fetchone()
+        if row is None:
+            return None
+        try:
+            state = pickle.loads(row["state"])  # our own file, owner-only (operations.md)
+        except Exception:
+            log.warning("alert store %s: unreadable engine checkpoint ignored", self.path)
+            return None
+        return state if isinstance(state, dict) else None
 
     def open_alerts(self) -> list[Alert]:
         return [_alert(r) for r in _run(self.con, "select_open_alerts.sql").fetchall()]

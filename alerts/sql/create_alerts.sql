@@ -40,3 +40,12 @@ create table if not exists alert_changes (
 );
 
 create index if not exists alert_changes_by_alert on alert_changes (alert_id);
+
+-- engine_state: one row (checkpoint_id 1), the rules' state after the last evaluated batch
+-- (debounce counts, AQI hours in progress, flat-line runs, clocks), pickled by alerts.rules.
+-- Written before the batch's messages are acknowledged, so a restart resumes where it stopped.
+create table if not exists engine_state (
+    checkpoint_id integer primary key check (checkpoint_id = 1),
+    saved_at text not null,
+    state blob not null
+);

@@ -4,6 +4,7 @@ as sensors do, the retained alert messages, the clear, and the store after a res
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -142,3 +143,31 @@ def test_retained_alert_reaches_a_late_subscriber(
     msg = json.loads(got[T_WLG])
     assert msg["level"] == "danger" and msg["value"] == 45.0 and msg["threshold"] == 40.0
     assert service.stop() == 0
+
+
+def test_a_debounce_in_progress_survives_a_restart(
+    settings: Settings, mosquitto_broker: BrokerHandle
+) -> None:
+    # Two readings above 15 cm, a clean restart, the third: raised (the rules' checkpoint in the
+    # store carried the count; without it the third would be the first of a new run).
+    b = mosquitto_broker
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+    watcher = AlertWatcher(b.host, b.port)
+    service = AlertsProcess(settings.home, b.url)
+    service.wait_connected()
+    publish(b, depth_messages(start, [20.0, 20.0]))
+    deadline = datetime.now(UTC) + timedelta(seconds=30)
+    while service.read_status().get("readings", 0) < 2 and datetime.now(UTC) < deadline:
+        time.sleep(0.05)
+    assert service.read_status()["readings"] >= 2
+    assert service.stop() == 0
+    assert on(T_WLG, watcher.messages) == []
+    service = AlertsProcess(settings.home, b.url)
+    service.wait_connected()
+    publish(b, depth_messages(start + timedelta(minutes=2), [20.0], seq0=2))
+    msgs = watcher.wait_for(lambda m: len(on(T_WLG, m)) >= 1)
+    first = on(T_WLG, msgs)[0]
+    assert first is not None and first["level"] == "waterlogging"
+    assert first["started_at"] == start.isoformat().replace("+00:00", ".000Z")
+    assert service.stop() == 0
+    watcher.close()
