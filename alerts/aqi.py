@@ -54,7 +54,12 @@ def as_fraction(v: float) -> Fraction:
 
 def mean(values: list[Fraction]) -> Fraction:
     """Mean kept to 1e-6, half to even (the KPI layer's internal precision)."""
-    return round_half_even(sum(values, Fraction(0)) / len(values), 6)
+    return mean_of(sum(values, Fraction(0)), len(values))
+
+
+def mean_of(total: Fraction, n: int) -> Fraction:
+    """``mean`` from a running exact sum and count."""
+    return round_half_even(total / n, 6)
 
 
 def _ceil(x: Fraction) -> int:

@@ -236,7 +236,10 @@ class _LevelRule:
 
 @dataclass
 class _Hour:
-    values: dict[str, list[Fraction]] = field(default_factory=dict)
+    # Per pollutant: exact sum and count of the valid readings (the mean is sum / count), and
+    # the minutes they covered (validity: >= 45 of the hour).
+    sums: dict[str, Fraction] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
     minutes: dict[str, set[int]] = field(default_factory=dict)
 
 
@@ -363,7 +366,7 @@ class Engine:
 
     # ------------------------------------------------------------------ checkpoint
 
-    CHECKPOINT_VERSION = 1
+    CHECKPOINT_VERSION = 2
 
     def checkpoint(self) -> dict[str, object]:
         """Everything a restart would otherwise lose, as plain data: debounce counts and peaks,
@@ -374,7 +377,7 @@ class Engine:
             site: (
                 st.rule.machine.counters(),
                 st.rule.peak,
-                {end: (h.values, h.minutes) for end, h in st.hours.items()},
+                {end: (h.sums, h.counts, h.minutes) for end, h in st.hours.items()},
                 st.closed_until,
                 list(st.so2_history),
             )
@@ -409,7 +412,7 @@ class Engine:
                 continue
             if st.rule.machine.load_counters(counters):
                 st.rule.peak = peak
-            st.hours = {end: _Hour(v, m) for end, (v, m) in hours.items()}
+            st.hours = {end: _Hour(*h) for end, h in hours.items()}
             st.closed_until = closed_until
             st.so2_history.extend(so2)
         runs: dict[tuple[str, str, str], tuple[float, int, datetime]]
@@ -594,7 +597,8 @@ class Engine:
             if not self.valid("air", column, v):
                 continue
             assert v is not None
-            hour.values.setdefault(pollutant, []).append(aqi_mod.as_fraction(v))
+            hour.sums[pollutant] = hour.sums.get(pollutant, Fraction(0)) + aqi_mod.as_fraction(v)
+            hour.counts[pollutant] = hour.counts.get(pollutant, 0) + 1
             hour.minutes.setdefault(pollutant, set()).update(covered)
         return out
 
@@ -606,7 +610,7 @@ class Engine:
         means: dict[str, Fraction | None] = {}
         for p in aqi_mod.POLLUTANTS:
             ok = len(hour.minutes.get(p, ())) >= rs.min_minutes_per_hour
-            means[f"{p}_1h"] = aqi_mod.mean(hour.values[p]) if ok else None
+            means[f"{p}_1h"] = aqi_mod.mean_of(hour.sums[p], hour.counts[p]) if ok else None
         so2 = [v for t, v in st.so2_history if t > end - timedelta(hours=24) and v is not None]
         st.so2_history.append((end, means["so2_1h"]))
         if means["so2_1h"] is not None:
