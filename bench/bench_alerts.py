@@ -233,7 +233,7 @@ def _start_service(home: Path, url: str) -> tuple[subprocess.Popen[bytes], Any]:
 
 def _status(home: Path) -> dict[str, Any]:
     try:
-        return json.loads((home / "status" / "alerts.json").read_text())  # type: ignore[no-any-return]
+        return json.loads((home / "status" / "alerts.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
 
