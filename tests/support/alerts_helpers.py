@@ -79,11 +79,13 @@ def retained(host: str, port: int, city: str = "wushan", wait_s: float = 1.5) ->
 class AlertsProcess:
     """One `citypipe alerts` subprocess."""
 
-    def __init__(self, home: Path, url: str, *extra: str) -> None:
+    def __init__(
+        self, home: Path, url: str, *extra: str, env: dict[str, str] | None = None
+    ) -> None:
         from common.settings import REPO_ROOT
 
         self.status = home / "status" / "alerts.json"
-        env = {**os.environ, "CITYPIPE_HOME": str(home), "CITYPIPE_MQTT_URL": url}
+        env = {**os.environ, "CITYPIPE_HOME": str(home), "CITYPIPE_MQTT_URL": url, **(env or {})}
         self.log = open(home / "alerts.log", "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "citypipe.cli", "alerts", "--status-interval", "0.2", *extra],

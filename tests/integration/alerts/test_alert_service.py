@@ -4,15 +4,20 @@ as sensors do, the retained alert messages, the clear, and the store after a res
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from support.alerts_helpers import AlertsProcess, AlertWatcher, reading, retained
 from support.ingest_fixtures import publish
 
 from alerts.store import read_changes, read_open, read_recent, store_path
-from common.settings import Settings
+from common.settings import REPO_ROOT, Settings
 from simulator.broker import BrokerHandle
 
 pytestmark = pytest.mark.integration
@@ -171,3 +176,49 @@ def test_a_debounce_in_progress_survives_a_restart(
     assert first["started_at"] == start.isoformat().replace("+00:00", ".000Z")
     assert service.stop() == 0
     watcher.close()
+
+
+def test_a_silent_site_is_published_and_cleared_by_its_next_reading(
+    settings: Settings, mosquitto_broker: BrokerHandle, tmp_path: Path
+) -> None:
+    # A copy of the reference data whose one waterlogging point reports every second, so that
+    # three periods of silence take 3 s; every other site is dropped from the catalogue.
+    ref = tmp_path / "reference"
+    shutil.copytree(REPO_ROOT / "reference", ref)
+    sites = ref / "sites" / "wushan"
+    for name in ("air_stations.csv", "water_sections.csv", "drinking_water_sources.csv",
+                 "traffic_detectors.csv", "waterlogging_points.csv"):  # fmt: skip
+        lines = (sites / name).read_text(encoding="utf-8").splitlines()
+        keep = [ln for ln in lines[1:] if ln.startswith(f"{WLG},")]
+        (sites / name).write_text("\n".join([lines[0], *keep]) + "\n", encoding="utf-8")
+    text = (sites / "waterlogging_points.csv").read_text(encoding="utf-8")
+    (sites / "waterlogging_points.csv").write_text(text.replace(",60,WLG-0101,", ",1,WLG-0101,"))
+    b = mosquitto_broker
+    watcher = AlertWatcher(b.host, b.port)
+    service = AlertsProcess(settings.home, b.url, env={"CITYPIPE_REFERENCE_DIR": str(ref)})
+    service.wait_connected()
+    topic = f"city/wushan/alert/silent/{WLG}"
+    msgs = watcher.wait_for(lambda m: len(on(topic, m)) >= 1)
+    alert = on(topic, msgs)[0]
+    assert alert is not None and alert["kind"] == "silent" and alert["threshold"] == 3.0
+    assert alert["value"] > 3.0 and alert["unit"] == "s"
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
+    payload = reading("waterlogging", WLG, WLG_DEV, 1, now, 1, {"depth_cm": 0.0})
+    publish(b, [(f"city/wushan/waterlogging/{WLG}", payload)])
+    msgs = watcher.wait_for(lambda m: len(on(topic, m)) >= 2)
+    assert on(topic, msgs)[1] is None  # the empty retained message: cleared
+    assert service.stop() == 0
+    watcher.close()
+    # The CLI lists it from the store, cleared.
+    listed = subprocess.run(
+        [sys.executable, "-m", "citypipe.cli", "alerts", "--list"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "CITYPIPE_HOME": str(settings.home)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(r["kind"], r["site_id"], r["cleared_at"] is not None) for r in rows] == [
+        ("silent", WLG, True)
+    ]
