@@ -91,6 +91,7 @@ class RuleSet:
     missing_publish_above_aqi: int
     min_minutes_per_hour: int
     min_hours_per_24h_moving: int
+    primary_above_aqi: int
 
     def iaqi(self, pollutant: str, averaging: str, c: Fraction) -> int | None:
         """IAQI on the breakpoint scale (ceiling); None above the top breakpoint."""
@@ -108,7 +109,7 @@ class RuleSet:
 class HourlyAqi:
     aqi: int | None
     iaqis: dict[str, int | None]  # label -> IAQI (None = missing)
-    primary: tuple[str, ...]  # labels with the highest IAQI when AQI > 50
+    primary: tuple[str, ...]  # labels with the highest IAQI when AQI > primary_above_aqi (50)
 
 
 def load_rule_sets(reference_dir: Path) -> list[RuleSet]:
@@ -159,6 +160,7 @@ def load_rule_sets(reference_dir: Path) -> list[RuleSet]:
                 missing_publish_above_aqi=int(p["missing_publish_above_aqi"]),
                 min_minutes_per_hour=int(p["min_minutes_per_hour"]),
                 min_hours_per_24h_moving=int(p["min_hours_per_24h_moving"]),
+                primary_above_aqi=int(p["primary_above_aqi"]),
             )
         )
     return sorted(out, key=lambda r: r.valid_from)
@@ -210,6 +212,6 @@ def hourly_aqi(rs: RuleSet, inputs: dict[str, Fraction | None]) -> HourlyAqi:
     ):
         aqi = None
     primary: tuple[str, ...] = ()
-    if aqi is not None and aqi > 50:
+    if aqi is not None and aqi > rs.primary_above_aqi:
         primary = tuple(k for k, v in iaqis.items() if v == aqi)
     return HourlyAqi(aqi, iaqis, primary)
