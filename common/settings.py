@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     # Group allowed to read the data folder; None: owner only (docs/operations.md).
     data_group: str | None = None
 
+    # Keys of the read-only API (`citypipe serve`, docs/serving.md): comma- or line-separated,
+    # only from CITYPIPE_API_KEYS or CITYPIPE_API_KEYS_FILE; never defaulted (no key: no serve).
+    api_keys: SecretStr | None = None
+    api_keys_file: Path | None = None
+
     @model_validator(mode="after")
     def _read_password_file(self) -> Settings:
         if self.mqtt_password is None and self.mqtt_password_file is not None:
@@ -88,6 +93,8 @@ class Settings(BaseSettings):
         if self.s3_secret_access_key is None and self.s3_secret_access_key_file is not None:
             text = self.s3_secret_access_key_file.read_text().strip()
             self.s3_secret_access_key = SecretStr(text)
+        if self.api_keys is None and self.api_keys_file is not None:
+            self.api_keys = SecretStr(self.api_keys_file.read_text())
         if self.flush_max_age_s > 5:
             raise ValueError(
                 "CITYPIPE_FLUSH_MAX_AGE_S must be at most 5 s (contract of ack latency)"
