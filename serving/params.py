@@ -7,7 +7,6 @@ bad request gets a clear 4xx that says what is wrong instead of an empty page or
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import date, timedelta
 
 # The widest date range one request may ask for: a year of daily rows is enough for any chart,
@@ -26,13 +25,14 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,79}")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-@dataclass(frozen=True)
 class BadParameter(ValueError):
     """A request parameter that cannot be served; ``status`` is the HTTP status (4xx)."""
 
-    name: str
-    message: str
-    status: int = 400
+    def __init__(self, name: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{name}: {message}")
+        self.name = name
+        self.message = message
+        self.status = status
 
     def __str__(self) -> str:
         return f"{self.name}: {self.message}"

@@ -3,4 +3,5 @@ with pack as (
     select * from kpi.pack_values
 )
 
-select distinct dimension from pack order by dimension;
+select distinct dimension from pack
+order by dimension;

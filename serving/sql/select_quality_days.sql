@@ -15,7 +15,7 @@ quarantined as (
 ),
 
 flagged_by_expectation as (
-    select local_date, feed, site_id, expectation, count(distinct (device_id, lane, observed_at)) as n
+    select local_date, feed, site_id, expectation, count(distinct(device_id, lane, observed_at)) as n
     from flagged
     where
         local_date between $start_date and $end_date
@@ -27,7 +27,7 @@ flagged_by_expectation as (
 flagged_per_site as (
     select
         local_date, feed, site_id,
-        list({'expectation': expectation, 'readings': n} order by expectation) as flagged,
+        list({ 'expectation': expectation, 'readings': n } order by expectation) as flagged,
         bool_or(starts_with(expectation, 'flatline_')) as is_flatlined
     from flagged_by_expectation
     group by all
@@ -46,13 +46,14 @@ quarantined_by_reason as (
 quarantined_per_site as (
     select
         local_date, feed, site_id,
-        list({'reason': reason, 'messages': n} order by reason) as quarantined
+        list({ 'reason': reason, 'messages': n } order by reason) as quarantined
     from quarantined_by_reason
     group by all
 ),
 
 days as (
-    select local_date, feed, site_id, expected_readings, received_readings, valid_readings,
+    select
+        local_date, feed, site_id, expected_readings, received_readings, valid_readings,
         completeness_pct, valid_pct, last_observed_at
     from completeness
     where

@@ -44,9 +44,12 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     },
     # Stands in for the sensors: it publishes as a device would, on the base only.
     "simulator": frozenset({"simulator", "common"}),
+    # The read-only API: the top stage, below the application. It reads the warehouse (never
+    # writes it), the KPI registry and the alert store; no stage imports it.
+    "serving": frozenset({"serving", "common", "warehouse", "transforms", "alerts"}),
     # The application sits above everything; its packages do not import each other.
-    "citypipe": frozenset({"citypipe", "simulator", *ORDER}),
-    "bench": frozenset({"bench", "simulator", *ORDER}),
+    "citypipe": frozenset({"citypipe", "simulator", "serving", *ORDER}),
+    "bench": frozenset({"bench", "simulator", "serving", *ORDER}),
     # DAG files only wire: the steps layer and the base (settings), nothing else of ours.
     "dags": frozenset({"dags", "steps", "common"}),
 }

@@ -1,0 +1,55 @@
+"""``citypipe serve``: the read-only HTTP API on uvicorn (docs/serving.md)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Exit status when the API cannot start (no keys configured).
+EXIT_CONFIG = 2
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve the read-only HTTP API (KPIs, station values, data quality, alerts)",
+        description=(
+            "Serve the read-only API under /api/v1 (OpenAPI at /openapi.json and /docs). Needs"
+            " CITYPIPE_API_KEYS or CITYPIPE_API_KEYS_FILE; every path but /health asks for a key."
+        ),
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="TCP port (default 8080)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=40,
+        help="threads that run the (blocking) database reads (default 40)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from serving.app import create_app
+    from serving.keys import NoApiKeys
+
+    try:
+        app = create_app(settings, threads=args.threads)
+    except NoApiKeys as exc:
+        log.error("citypipe serve: %s", exc)
+        return EXIT_CONFIG
+    log.info(
+        "serving %s on http://%s:%d (API at /api/v1, docs at /docs)",
+        settings.warehouse_target.describe(),
+        args.host,
+        args.port,
+    )
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.Server(config).run()
+    return 0
