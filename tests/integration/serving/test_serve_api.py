@@ -1,0 +1,280 @@
+"""`citypipe serve` as a real uvicorn process over a warehouse built by the real load and KPI
+run, on the single DuckDB file (served from snapshots) and on DuckLake with a SQLite catalog."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from support.serving_helpers import API_KEY, build, land_day, load, serve_env, serving
+
+from common.settings import Settings
+from transforms.daily import compute_day
+from warehouse import db
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.backends("file", "sqlite")]
+
+DAY = date(2026, 11, 21)
+
+# Valid values for each query parameter (so that one parameter at a time can be made bad).
+GOOD = {
+    "start": DAY.isoformat(),
+    "end": DAY.isoformat(),
+    "as_of": DAY.isoformat(),
+    "day": DAY.isoformat(),
+    "kpi_id": "air.aqi",
+    "site_id": "WS-AIR-01",
+    "dimension": "county",
+    "level": "county",
+    "period": "day",
+    "feed": "air",
+    "district": "county",
+    "hour": "8",
+    "expectation": "pm25_ugm3_in_range",
+    "reason": "bad_json",
+    "format": "json",
+    "limit": "10",
+    "offset": "0",
+    "hours": "24",
+}
+SITE_BY_FEED = {"water": "WS-WAT-01", "waterlogging": "WS-WLG-01"}
+ATTACKS = (
+    "' or '1'='1",
+    "1; drop table kpi.pack_values; --",
+    "../../../../etc/passwd",
+    "..%2F..%2Fetc%2Fpasswd",
+    "%00",
+    "\x00",
+    "9" * 400,
+    "-99999999999999999999",
+    "1e309",
+    "2026-02-30",
+    "99999-01-01",
+    "<script>alert(1)</script>",
+    "😀",
+    "",
+)
+
+
+def get_paths(client: httpx.Client) -> dict[str, list[str]]:
+    """Every GET path of the OpenAPI spec with its parameter names."""
+    spec = client.get("/openapi.json").json()
+    return {
+        path: [p["name"] for p in op["get"].get("parameters", [])]
+        for path, op in spec["paths"].items()
+        if "get" in op
+    }
+
+
+def url_for(
+    path: str, params: list[str], bad: tuple[str, str] | None = None
+) -> tuple[str, dict[str, str]]:
+    values = {p: GOOD[p] for p in params}
+    if "site_id" in values:  # a site of the path's feed
+        for feed, site in SITE_BY_FEED.items():
+            if f"/{feed}/" in path:
+                values["site_id"] = site
+    if bad is not None:
+        values[bad[0]] = bad[1]
+    for name in list(values):
+        if "{" + name + "}" in path:
+            path = path.replace("{" + name + "}", quote(values.pop(name), safe="") or "%20")
+    return path, values
+
+
+def empty(body: Any) -> bool:
+    if not isinstance(body, dict):
+        return False
+    for key in ("rows", "kpis", "alerts", "sites"):
+        if key in body:
+            return not body[key]
+    return body.get("good_days") is None
+
+
+def test_every_endpoint_needs_a_key_serves_the_warehouse_and_refuses_bad_input(
+    settings: Settings, tmp_path: Path
+) -> None:
+    build(settings, DAY)
+    with serving(settings, tmp_path) as server, server.client() as api, server.client(None) as anon:
+        paths = get_paths(api)
+        assert "/api/v1/kpis/{kpi_id}" in paths and "/api/v1/quality/flagged" in paths
+        for extra in ("/openapi.json", "/docs", "/ready"):
+            paths.setdefault(extra, [])
+        # Keys: none, a wrong one, one too long, a Bearer token; /health alone is open.
+        assert anon.get("/health").json() == {"status": "ok"}
+        for path, params in paths.items():
+            if path == "/health":
+                continue
+            url, query = url_for(path, params)
+            for headers in (
+                {},
+                {"X-API-Key": "wrong-key-0123456789"},
+                {"X-API-Key": API_KEY + "x"},
+                {"Authorization": "Basic " + API_KEY},
+            ):
+                r = anon.get(url, params=query, headers=headers)
+                assert r.status_code == 401, (path, headers, r.text)
+                assert "API key" in r.json()["error"]
+            ok = anon.get(url, params=query, headers={"Authorization": f"Bearer {API_KEY}"})
+            assert ok.status_code == 200, (path, ok.text)
+
+        # What the API serves is what the warehouse holds.
+        with db.reader(settings) as con:
+            pack = con.execute(
+                "select kpi_id, dimension, value from kpi.pack_values where local_date = ?", [DAY]
+            ).fetchall()
+            flagged = con.execute(
+                "select count(*) from dq.flagged_readings where local_date = ?", [DAY]
+            ).fetchone()
+        latest = api.get("/api/v1/pack/latest").json()
+        assert latest["date"] == DAY.isoformat() and latest["count"] == len(pack) > 0
+        served = {(k["kpi_id"], k["dimension"]): k["value"] for k in latest["kpis"]}
+        assert served == {(k, d): v for k, d, v in pack}
+        aqi = api.get("/api/v1/kpis/air.aqi", params={"start": DAY, "end": DAY, "level": "county"})
+        assert [r["dimension"] for r in aqi.json()["rows"]] == ["county"]
+        stations = api.get("/api/v1/air/stations/daily", params={"start": DAY, "end": DAY}).json()
+        assert "WS-AIR-01" in {r["site_id"] for r in stations["rows"]}
+        budget = api.get("/api/v1/air/good-days").json()["good_days"]
+        assert budget["target_pct"] == 96.0 and budget["remaining_nongood_budget_days"] is not None
+        quality = api.get(
+            "/api/v1/quality/days",
+            params={"start": DAY, "end": DAY, "feed": "air", "site_id": "WS-AIR-01"},
+        ).json()["rows"]
+        assert len(quality) == 1 and quality[0]["received_readings"] == 1440
+        assert {"expectation": "pm25_ugm3_in_range", "readings": 1} in quality[0]["flagged"]
+        csv_text = api.get(
+            "/api/v1/quality/flagged",
+            params={"start": DAY, "end": DAY, "format": "csv", "limit": 10000},
+        )
+        assert csv_text.headers["content-type"].startswith("text/csv")
+        assert len(csv_text.text.strip().splitlines()) == 1 + flagged[0]
+        depths = api.get("/api/v1/waterlogging/depths").json()["rows"]
+        assert depths and depths[0]["depth_cm"] == 3.0
+        ready = api.get("/ready").json()
+        assert ready["ready"] and ready["last_load_at"] and ready["last_kpi_run_at"]
+        assert ready["backend"] == settings.warehouse_target.kind
+
+        # Bad input in every parameter: a 4xx with a message, or an empty result; never a 500.
+        seen: list[tuple[str, str, int]] = []
+        for path, params in paths.items():
+            for name in params:
+                for attack in ATTACKS:
+                    url, query = url_for(path, params, (name, attack))
+                    r = api.get(url, params=query)
+                    seen.append((path, name, r.status_code))
+                    assert r.status_code != 500, (path, name, attack, r.text)
+                    if 400 <= r.status_code < 500:
+                        if r.status_code != 404 or r.headers.get("content-type", "").startswith(
+                            "application/json"
+                        ):
+                            body = r.json()
+                            assert body.get("error") or body.get("detail"), (
+                                path,
+                                name,
+                                attack,
+                                r.text,
+                            )
+                    else:
+                        assert r.status_code == 200 and empty(r.json()), (
+                            path,
+                            name,
+                            attack,
+                            r.text,
+                        )
+        assert len(seen) > 300
+        # The database was not touched by any of it.
+        with db.reader(settings) as con:
+            assert con.execute("select count(*) from kpi.pack_values").fetchone()[0] > 0
+    assert "Traceback" not in server.log.read_text()
+
+
+def test_reads_never_fail_while_a_load_and_a_kpi_run_write(
+    settings: Settings, tmp_path: Path
+) -> None:
+    build(settings, DAY)
+    nxt = DAY + timedelta(days=1)
+    land_day(settings, nxt)
+    failures: list[str] = []
+    statuses: list[int] = []
+    done = threading.Event()
+    writer_error: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            load(settings, "serve-concurrent")
+            compute_day(settings, nxt)
+        except BaseException as exc:  # reported below
+            writer_error.append(exc)
+        finally:
+            done.set()
+
+    endpoints = [
+        ("/api/v1/kpis/air", {"start": DAY, "end": nxt}),
+        ("/api/v1/air/stations/daily", {"start": DAY, "end": nxt}),
+        ("/api/v1/pack/latest", {}),
+        ("/api/v1/quality/days", {"start": DAY, "end": nxt, "limit": 50}),
+        ("/api/v1/traffic/tpi", {"start": DAY, "end": nxt}),
+    ]
+
+    with (
+        serving(settings, tmp_path) as server,
+        server.client(limits=httpx.Limits(max_connections=64)) as api,
+    ):
+
+        def reader(i: int) -> None:
+            n = 0
+            while not done.is_set() or n < 20:
+                path, params = endpoints[(i + n) % len(endpoints)]
+                n += 1
+                try:
+                    r = api.get(path, params=params)
+                    statuses.append(r.status_code)
+                    if r.status_code != 200:
+                        failures.append(f"{path}: {r.status_code} {r.text[:300]}")
+                except httpx.HTTPError as exc:
+                    failures.append(f"{path}: {exc!r}")
+
+        writer = threading.Thread(target=write)
+        with ThreadPoolExecutor(32) as pool:
+            readers = [pool.submit(reader, i) for i in range(32)]
+            time.sleep(0.5)
+            writer.start()
+            for f in readers:
+                f.result()
+        writer.join()
+        assert not writer_error, writer_error
+        assert not failures, failures[:10]
+        assert len(statuses) >= 500, len(statuses)
+
+        # The new day shows up once the writers are done (file: the next snapshot).
+        deadline = time.monotonic() + 30
+        while api.get("/api/v1/pack/latest").json()["date"] != nxt.isoformat():
+            assert time.monotonic() < deadline, "the API never showed the new day"
+            time.sleep(0.5)
+    if settings.warehouse_target.kind == "file":
+        # Old snapshots are gone once nobody reads them (the server has stopped).
+        left = list((settings.home / "serve").glob("snapshot-*.duckdb"))
+        assert len(left) == 1, left
+    assert "Traceback" not in server.log.read_text()
+
+
+def test_serve_refuses_to_start_without_keys(settings: Settings) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "citypipe.cli", "serve", "--port", "1"],
+        env=serve_env(None),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2, out.stderr
+    assert "no API key configured" in out.stderr and "CITYPIPE_API_KEYS" in out.stderr
+    assert "Traceback" not in out.stderr
