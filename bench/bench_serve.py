@@ -101,7 +101,12 @@ async def _api_load(url: str, params: dict[str, Any], clients: int, seconds: flo
             nonlocal errors
             while time.perf_counter() < stop:
                 t0 = time.perf_counter()
-                r = await c.get(url, params=params)
+                try:
+                    r = await c.get(url, params=params)
+                except httpx.HTTPError as exc:
+                    errors += 1
+                    print(f"  request failed: {exc!r}")
+                    continue
                 if r.status_code == 200:
                     latencies.append(time.perf_counter() - t0)
                 else:
@@ -140,9 +145,9 @@ def _free_port() -> int:
 
 def bench_backend(kind: str, home: Path, args: argparse.Namespace) -> list[Figures]:
     url = (
-        f"duckdb:///{home}/warehouse/citypipe.duckdb"
+        f"duckdb://{home}/warehouse/citypipe.duckdb"
         if kind == "file"
-        else f"ducklake:sqlite:///{home}/warehouse/catalog.sqlite"
+        else f"ducklake:sqlite://{home}/warehouse/catalog.sqlite"
     )
     env = {**os.environ, "CITYPIPE_HOME": str(home), "CITYPIPE_WAREHOUSE": url}
     env["CITYPIPE_API_KEYS"] = API_KEY
@@ -198,6 +203,8 @@ def bench_backend(kind: str, home: Path, args: argparse.Namespace) -> list[Figur
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        if proc.returncode not in (0, -15):
+            print(f"  serve exited {proc.returncode}: {log.read_text()[-3000:]}")
     return out
 
 
@@ -207,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=50, help="concurrent clients (default 50)")
     p.add_argument("--seconds", type=float, default=10.0, help="per measurement (default 10)")
     p.add_argument("--backends", default="file,sqlite", help="file,sqlite (default both)")
+    p.add_argument("--keep", action="store_true", help="keep the data folders (and serve.log)")
     args = p.parse_args(argv)
     figures: list[Figures] = []
     for kind in args.backends.split(","):
@@ -214,7 +222,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             figures += bench_backend(kind, home, args)
         finally:
-            shutil.rmtree(home, ignore_errors=True)
+            if args.keep:
+                print(f"  kept {home}")
+            else:
+                shutil.rmtree(home, ignore_errors=True)
     print()
     print(f"{args.clients} concurrent clients, {args.seconds:g} s each, scale {args.scale:g}")
     print(f"{'':<44}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>10}{'errors':>8}")

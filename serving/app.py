@@ -8,6 +8,8 @@ import io
 import json
 import logging
 import sqlite3
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -23,6 +25,8 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from alerts.store import read_open, read_recent, store_path
 from common.catalogue import FEEDS, Catalogue, Site, load_catalogue
@@ -53,6 +57,7 @@ FORMATS = ("json", "csv")
 # JSON columns handed back as JSON, not as a string holding JSON.
 JSON_COLUMNS = frozenset({"details", "main_pollutants_json"})
 MAX_ALERT_HOURS = 24 * 366
+LOOKUP_TTL_S = 5.0
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_ROWS, description="rows per page")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
@@ -91,20 +96,7 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
     )
     app.state.source = src
 
-    @app.middleware("http")
-    async def require_key(request: Request, call_next: Callable[..., Any]) -> Response:
-        if request.url.path not in PUBLIC_PATHS:
-            given = presented_key(
-                request.headers.get("x-api-key"), request.headers.get("authorization")
-            )
-            if not key_matches(given, keys):
-                return JSONResponse(
-                    {"error": "missing or invalid API key (X-API-Key or Authorization: Bearer)"},
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-        response: Response = await call_next(request)
-        return response
+    app.add_middleware(RequireKey, keys=keys)
 
     _install_error_handlers(app)
 
@@ -114,6 +106,22 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
     def rows(name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         with src.cursor() as cur:
             return _records(SQL.run(cur, name, params))
+
+    # Lists that only validate parameters (KPI ids, pack dimensions) are read again at most
+    # every LOOKUP_TTL_S: two fewer queries per KPI request (a new KPI id 404s for that long).
+    lookups: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+    lookups_lock = threading.Lock()
+
+    def lookup(name: str) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        with lookups_lock:
+            hit = lookups.get(name)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found = rows(name, {})
+        with lookups_lock:
+            lookups[name] = (now + LOOKUP_TTL_S, found)
+        return found
 
     def page(name: str, params: dict[str, Any], limit: int, offset: int) -> dict[str, Any]:
         found = rows(name, {**params, "limit": limit, "offset": offset})
@@ -167,12 +175,12 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
         date range (default: the last 7 days), for one dimension or a level of them."""
         kid = identifier(kpi_id, "kpi_id")
         assert kid is not None
-        ids = {r["kpi_id"] for r in rows("select_kpi_ids.sql", {})}
+        ids = {r["kpi_id"] for r in lookup("select_kpi_ids.sql")}
         if kid not in ids and kid not in KPIS:
             raise BadParameter("kpi_id", f"unknown KPI id {kid!r}", status=404)
         first, last = date_range(start, end, today=today(), default_days=7)
         lvl = choice(level, LEVELS, "level")
-        present = {r["dimension"] for r in rows("select_dimensions.sql", {})}
+        present = {r["dimension"] for r in lookup("select_dimensions.sql")}
         dim = known(dimension, frozenset(present) | {"county"}, "dimension", "dimension")
         dims = _dimensions(dim, lvl, present, catalogue)
         params = {"start_date": first, "end_date": last, "kpi_id": kid, "dimensions": dims}
@@ -442,6 +450,29 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
 
     app.include_router(api)
     return app
+
+
+class RequireKey:
+    """ASGI middleware: every HTTP path but /health needs a valid key (401 otherwise). Plain
+    ASGI rather than @app.middleware("http"), which costs a task and a stream per request."""
+
+    def __init__(self, app: ASGIApp, keys: tuple[str, ...]) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in PUBLIC_PATHS:
+            headers = Headers(scope=scope)
+            given = presented_key(headers.get("x-api-key"), headers.get("authorization"))
+            if not key_matches(given, self.keys):
+                response = JSONResponse(
+                    {"error": "missing or invalid API key (X-API-Key or Authorization: Bearer)"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _dimensions(
