@@ -55,7 +55,7 @@ class Figures:
         p50 = statistics.median(lat) * 1000
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
         rps = len(lat) / self.seconds
-        return f"{self.label:<44}{p50:>9.1f}{p99:>9.1f}{rps:>10.0f}{self.errors:>8}"
+        return f"{self.label:<60}{p50:>9.1f}{p99:>9.1f}{rps:>10.0f}{self.errors:>8}"
 
 
 def build(settings: Settings, days: int) -> None:
@@ -170,7 +170,7 @@ def bench_backend(kind: str, home: Path, args: argparse.Namespace) -> list[Figur
                     SQL.run(cur, sql, params).fetchall()
 
             f = _direct_load(run, args.clients, args.seconds)
-            f.label = f"{kind} direct DuckDB: {name}"
+            f.label = f"{kind} DuckDB ({args.clients} thr.): {name}"
             out.append(f)
     finally:
         source.close()
@@ -197,9 +197,11 @@ def bench_backend(kind: str, home: Path, args: argparse.Namespace) -> list[Figur
                 raise RuntimeError(f"serve did not start: {log.read_text()[-2000:]}")
             time.sleep(0.2)
         for name, (path, _, query, _) in queries(last).items():
-            f = asyncio.run(_api_load(base + path, query, args.clients, args.seconds))
-            f.label = f"{kind} API: {name}"
-            out.append(f)
+            # 50 clients, then one: the service time of a request without queueing.
+            for clients in dict.fromkeys((args.clients, 1)):
+                f = asyncio.run(_api_load(base + path, query, clients, args.seconds))
+                f.label = f"{kind} API ({clients} cl.): {name}"
+                out.append(f)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -228,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(home, ignore_errors=True)
     print()
     print(f"{args.clients} concurrent clients, {args.seconds:g} s each, scale {args.scale:g}")
-    print(f"{'':<44}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>10}{'errors':>8}")
+    print(f"{'':<60}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>10}{'errors':>8}")
     for f in figures:
         print(f.row())
     return 0 if all(f.errors == 0 for f in figures) else 1
