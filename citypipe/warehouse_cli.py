@@ -117,7 +117,7 @@ def migrate_command(args: argparse.Namespace, settings: Settings) -> int:
     from transforms import MIGRATIONS_DIR as KPI_MIGRATIONS
     from warehouse import MIGRATIONS_DIR as WAREHOUSE_MIGRATIONS
     from warehouse import db
-    from warehouse.transfer import TransferError, copy_to_lake, format_report
+    from warehouse.transfer import TransferError, copy_to_lake, format_report, lake_settings
 
     current = settings.warehouse_target
     if args.source is None and current.is_lake:
@@ -128,12 +128,8 @@ def migrate_command(args: argparse.Namespace, settings: Settings) -> int:
         )
         return EXIT_NOT_COPIED
     source = args.source or settings.warehouse_path
-    update: dict[str, object] = {"warehouse": args.to}
-    if args.data_path is not None:
-        update["warehouse_data_path"] = args.data_path
-    target = settings.model_copy(update=update)
     try:
-        target.warehouse_target  # noqa: B018 (parse the URL before anything is opened)
+        target = lake_settings(settings, args.to, args.data_path)
     except WarehouseUrlError as exc:
         print(f"citypipe warehouse migrate: {exc}", file=sys.stderr)
         return EXIT_NOT_COPIED

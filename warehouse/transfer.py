@@ -73,6 +73,19 @@ class TableCopy:
         return (self.source_rows, self.source_checksum) == (self.target_rows, self.target_checksum)
 
 
+def lake_settings(settings: Settings, url: str, data_path: str | None = None) -> Settings:
+    """``settings`` with the warehouse ``url`` (and data path) instead: built anew, since the
+    derived properties (``warehouse_target`` ...) are cached on the instance. Raises
+    ``WarehouseUrlError`` for a URL that names no backend."""
+    fields = settings.model_dump()
+    fields["warehouse"] = url
+    if data_path is not None:
+        fields["warehouse_data_path"] = data_path
+    target = type(settings)(**fields)
+    target.warehouse_target  # noqa: B018 (parse the URL now, before anything is opened)
+    return target
+
+
 def copy_to_lake(
     source: Path,
     target: Settings,
