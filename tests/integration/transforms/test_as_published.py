@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from support.kpi_history import SECTION, D, pack, publish_then_restate
 from support.lake_catalog import shift_snapshots
 
 from citypipe.cli import main
@@ -17,8 +18,7 @@ from common.settings import Settings
 from transforms.published import NoSnapshotAt, TimeTravelUnavailable, pack_as_published
 from warehouse import db, maintenance
 
-D = date(2026, 6, 10)
-KPI = ("water.section_class", "WS-WAT-01")
+KPI = SECTION
 
 PACK_DDL = (
     "create schema if not exists kpi",
@@ -33,9 +33,10 @@ PACK_DDL = (
 )
 
 
-def publish_then_restate(settings: Settings) -> tuple[datetime, int]:
-    """Publish D's pack (section class I), then a late revision restates it to IV. Returns an
-    instant between the two and the last snapshot of the first publication."""
+def publish_then_restate_by_hand(settings: Settings) -> tuple[datetime, int]:
+    """Hand-written pack rows: D's pack (section class I), then a restatement to IV. Returns
+    an instant between the two and the last snapshot of the first publication. (The CLI tests
+    need exact snapshot ids to move back in time; the real KPI run is tested above.)"""
     con = db.connect(settings)
     try:
         for stmt in PACK_DDL:
@@ -74,8 +75,46 @@ def section_class(kpis: list[dict[str, object]]) -> object:
 
 
 @pytest.mark.backends("sqlite", "postgres")
+def test_the_real_kpi_run_published_then_restated(wh, insert_obs, settings: Settings) -> None:
+    """The KPI run publishes D, late data restates it: asked for the pack as published before
+    the restatement, the lake answers with the old value; asked now, with the new one."""
+    instants: list[datetime] = []
+
+    def between() -> None:
+        time.sleep(0.05)
+        instants.append(datetime.now(UTC))
+        time.sleep(0.05)
+
+    publish_then_restate(wh, insert_obs, between)
+    wh.close()
+
+    then = pack_as_published(settings, D, instants[0])
+    assert then.snapshot_time <= instants[0]
+    assert section_class(then.kpis) == "I"
+    assert (SECTION[0], "I", "IV", "daily") in [
+        (r["kpi_id"], r["old_value_text"], r["new_value_text"], r["reason"])
+        for r in then.restated_since
+    ]
+    now = pack_as_published(settings, D, datetime.now(UTC))
+    assert now.snapshot_id > then.snapshot_id
+    assert section_class(now.kpis) == "IV" and now.restated_since == []
+    assert {k["kpi_id"] for k in now.kpis} == {k["kpi_id"] for k in then.kpis}
+    # The current pack read the ordinary way is the one time travel gives for "now".
+    with db.reader(settings) as con:
+        assert pack(con) == pack_at(con, now.snapshot_id)
+
+
+def pack_at(con, version: int) -> list[tuple[object, ...]]:
+    return con.execute(
+        "select * exclude (details), details::varchar from kpi.pack_values as p"
+        " at (version => ?) order by kpi_id, local_date, dimension",
+        [version],
+    ).fetchall()
+
+
+@pytest.mark.backends("sqlite", "postgres")
 def test_the_pack_as_published_before_a_restatement(settings: Settings) -> None:
-    between, first = publish_then_restate(settings)
+    between, first = publish_then_restate_by_hand(settings)
 
     then = pack_as_published(settings, D, between)
     assert then.snapshot_id == first and then.snapshot_time <= between
@@ -98,7 +137,7 @@ def test_the_pack_as_published_before_a_restatement(settings: Settings) -> None:
 
 @pytest.mark.backends("sqlite")
 def test_cli_as_published_on_a_date_and_its_limits(settings: Settings, capsys) -> None:
-    _, first = publish_then_restate(settings)
+    _, first = publish_then_restate_by_hand(settings)
     # The first publication happened two days ago (local), the restatement today.
     shift_snapshots(settings, first, timedelta(days=2))
     today = datetime.now(ZoneInfo(settings.timezone)).date()
