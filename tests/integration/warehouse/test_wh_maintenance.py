@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support.kpi_history import CST, pack, publish_then_restate
 from support.lake_catalog import parquet_files, shift_snapshots
 
 from citypipe.cli import main
@@ -20,6 +21,7 @@ from common.settings import Settings
 from warehouse import db, maintenance
 
 N_COMMITS = 24
+START = datetime(2026, 6, 12, 8, 0, tzinfo=CST)
 
 # Order-independent content of the two test tables.
 CONTENT = (
@@ -204,15 +206,29 @@ def test_dag_integrity_without_io_at_import(tmp_path: Path, settings: Settings) 
 
 @pytest.mark.slow
 @pytest.mark.backends("sqlite")
-def test_maintenance_dag_run(settings: Settings) -> None:
-    half = small_commits(settings)
-    data_before = content(settings)
-    shift_snapshots(settings, half, timedelta(days=settings.snapshot_retention_days + 1))
+def test_maintenance_dag_run(wh, insert_obs, settings: Settings) -> None:
+    """A real KPI history (migrations, loads, two KPI runs, a restatement) made of many small
+    commits, its older half past the retention; one real Airflow run of the DAG."""
+    publish_then_restate(wh, insert_obs)
+    for d in range(20):  # ten-minute loads: one small commit each
+        insert_obs("traffic", [{"site_id": "WS-TRF-01", "observed_at": START + timedelta(minutes=10 * d), "period_s": 300, "lane": 1, "volume_veh": 40.0, "speed_kmh": 30.0, "occupancy_pct": 10.0}])  # fmt: skip
+    pack_before = pack(wh)
+    obs_before = wh.execute("select count(*), sum(hash(o)) from core.obs_traffic as o").fetchone()
+    half = wh.execute("select max(snapshot_id) // 2 from ducklake_snapshots('lake')").fetchone()
+    wh.close()
+    assert half is not None
+    moved = shift_snapshots(settings, half[0], timedelta(days=settings.snapshot_retention_days + 1))
 
     assert run_dag(settings, "citypipe_maintenance", date.today()) == 0
 
     report = json.loads((settings.status_dir / "maintenance.json").read_text())
-    assert report["backend"] == "sqlite"
-    assert report["snapshots_expired"] == half + 1
+    assert report["backend"] == "sqlite" and report["retention_days"] == 90
+    assert report["snapshots_expired"] == moved
     assert report["after"]["data_files"] < report["before"]["data_files"]
-    assert content(settings) == data_before
+    assert report["after"]["snapshots"] < report["before"]["snapshots"]
+    with db.reader(settings) as con:
+        assert pack(con) == pack_before
+        assert (
+            con.execute("select count(*), sum(hash(o)) from core.obs_traffic as o").fetchone()
+            == obs_before
+        )
