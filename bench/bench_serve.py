@@ -179,7 +179,10 @@ def bench_backend(kind: str, home: Path, args: argparse.Namespace) -> list[Figur
     log = home / "serve.log"
     with log.open("w") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "citypipe.cli", "serve", "--port", str(port)],
+            [
+                *(sys.executable, "-m", "citypipe.cli", "serve"),
+                *("--port", str(port), "--threads", str(args.threads)),
+            ],
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -216,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=50, help="concurrent clients (default 50)")
     p.add_argument("--seconds", type=float, default=10.0, help="per measurement (default 10)")
     p.add_argument("--backends", default="file,sqlite", help="file,sqlite (default both)")
+    p.add_argument("--threads", type=int, default=8, help="serve --threads (default 8)")
     p.add_argument("--keep", action="store_true", help="keep the data folders (and serve.log)")
     args = p.parse_args(argv)
     figures: list[Figures] = []
@@ -229,7 +233,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 shutil.rmtree(home, ignore_errors=True)
     print()
-    print(f"{args.clients} concurrent clients, {args.seconds:g} s each, scale {args.scale:g}")
+    print(
+        f"{args.clients} concurrent clients, {args.seconds:g} s each, scale {args.scale:g},"
+        f" serve --threads {args.threads}"
+    )
     print(f"{'':<60}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>10}{'errors':>8}")
     for f in figures:
         print(f.row())

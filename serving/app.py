@@ -65,7 +65,7 @@ DateText = Annotated[str | None, Query(description="YYYY-MM-DD (local natural da
 IdText = Annotated[str | None, Query(max_length=200)]
 
 
-def create_app(settings: Settings, source: Source | None = None, threads: int = 40) -> FastAPI:
+def create_app(settings: Settings, source: Source | None = None, threads: int = 8) -> FastAPI:
     """The app. Raises :class:`serving.keys.NoApiKeys` when no key is configured.
 
     ``threads``: how many requests read the database at once (FastAPI runs the blocking
