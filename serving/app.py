@@ -105,7 +105,12 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
 
     def rows(name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         with src.cursor() as cur:
-            return _records(SQL.run(cur, name, params))
+            try:
+                return _records(SQL.run(cur, name, params))
+            except duckdb.CatalogException as exc:
+                # A warehouse loaded but never run through the KPIs (or a table of a newer
+                # migration): the data is not there yet, which is a 503, not a server error.
+                raise NotReady(f"not in the warehouse yet ({str(exc).splitlines()[0]})") from None
 
     # Lists that only validate parameters (KPI ids, pack dimensions) are read again at most
     # every LOOKUP_TTL_S: two fewer queries per KPI request (a new KPI id 404s for that long).

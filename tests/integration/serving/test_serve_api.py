@@ -284,3 +284,24 @@ def test_serve_refuses_to_start_without_keys(settings: Settings) -> None:
     assert out.returncode == 2, out.stderr
     assert "no API key configured" in out.stderr and "CITYPIPE_API_KEYS" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_before_the_first_load_the_api_says_so(settings: Settings, tmp_path: Path) -> None:
+    with serving(settings, tmp_path) as server, server.client() as api:
+        assert api.get("/health").status_code == 200
+        ready = api.get("/ready")
+        assert ready.status_code == 503 and ready.json()["ready"] is False
+        assert "warehouse" in ready.json()["error"]
+        pack = api.get("/api/v1/pack/latest")
+        assert pack.status_code == 503 and pack.headers["retry-after"] == "5"
+        assert "error" in pack.json()
+        # the alert store does not exist yet either: an empty list, not an error
+        assert api.get("/api/v1/alerts/active").json() == {"count": 0, "alerts": []}
+        # once a load and a KPI run happened, the same server serves them
+        build(settings, DAY)
+        deadline = time.monotonic() + 30
+        while api.get("/api/v1/pack/latest").status_code != 200:
+            assert time.monotonic() < deadline, "the API never picked up the new warehouse"
+            time.sleep(0.5)
+        assert api.get("/api/v1/pack/latest").json()["date"] == DAY.isoformat()
+    assert "Traceback" not in server.log.read_text()
