@@ -153,10 +153,14 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
     def ready() -> JSONResponse:
         """Readiness: the warehouse is readable; when it last loaded and last ran the KPIs."""
         try:
-            found = rows("select_ready.sql", {})[0]
+            found = rows("select_last_load.sql", {})[0]
         except (NotReady, duckdb.Error) as exc:
             body = {"ready": False, "error": f"warehouse not readable: {exc}", **src.describe()}
             return JSONResponse(jsonable_encoder(body), status_code=503)
+        try:
+            found |= rows("select_last_kpi_run.sql", {})[0]
+        except NotReady:  # loaded, but the KPIs never ran: readable all the same
+            found |= {"last_kpi_run_at": None, "last_kpi_day": None}
         return JSONResponse(jsonable_encoder({"ready": True, **found, **src.describe()}))
 
     # -- KPIs ------------------------------------------------------------------------------

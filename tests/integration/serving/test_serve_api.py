@@ -297,8 +297,18 @@ def test_before_the_first_load_the_api_says_so(settings: Settings, tmp_path: Pat
         assert "error" in pack.json()
         # the alert store does not exist yet either: an empty list, not an error
         assert api.get("/api/v1/alerts/active").json() == {"count": 0, "alerts": []}
-        # once a load and a KPI run happened, the same server serves them
-        build(settings, DAY)
+        # after a load, before any KPI run: ready (readable), with no KPI run yet
+        land_day(settings, DAY)
+        load(settings, "serve-first")
+        deadline = time.monotonic() + 30
+        while api.get("/ready").status_code != 200:
+            assert time.monotonic() < deadline, "the API never picked up the new warehouse"
+            time.sleep(0.5)
+        ready = api.get("/ready").json()
+        assert ready["last_load_at"] and ready["last_kpi_run_at"] is None
+        assert api.get("/api/v1/pack/latest").status_code == 503
+        # once the KPIs ran, the same server serves them
+        compute_day(settings, DAY)
         deadline = time.monotonic() + 30
         while api.get("/api/v1/pack/latest").status_code != 200:
             assert time.monotonic() < deadline, "the API never picked up the new warehouse"
