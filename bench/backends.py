@@ -50,7 +50,8 @@ def pg_database() -> Iterator[tuple[str | None, str]]:
     try:
         conn = psycopg.connect(admin, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
-        yield None, f"no PostgreSQL at {admin} (set CITYPIPE_BENCH_PG): {str(exc).strip()}"
+        reason = " ".join(str(exc).split())
+        yield None, f"no PostgreSQL at {admin} (set CITYPIPE_BENCH_PG): {reason}"
         return
     with conn:
         # The name is ours (pid), never user input, so formatting it into DDL is safe.
