@@ -20,6 +20,7 @@ COMMANDS = {
     "demo": "citypipe.demo",
     "simulate": "simulator.simulate",
     "ingest": "ingestion.service",
+    "alerts": "alerts.service",
     "run": "citypipe.rundag",
     "kpis": "transforms.cli",
     "backfill": "transforms.cli",
