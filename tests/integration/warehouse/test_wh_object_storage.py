@@ -6,16 +6,22 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
 from psycopg import sql
 from support.s3_fixtures import S3Bucket
+from support.wh_factory import series, write_landing
 
 from common.settings import Settings
+from steps.ingest import load_feed, validate_feed
 from warehouse import db
+from warehouse.ledger import discover_new_files
 
 pytestmark = pytest.mark.backends("sqlite", "postgres")
+
+START = datetime(2026, 11, 20, 16, 0, tzinfo=UTC)  # 2026-11-21 00:00 in Shanghai
 
 READ_SUM = (
     "from common.settings import get_settings; from warehouse import db\n"
@@ -117,3 +123,39 @@ def test_without_credentials_the_bucket_is_not_readable(
     assert (
         "403" in out.stderr or "Forbidden" in out.stderr or "SignatureDoesNotMatch" in out.stderr
     ), out.stderr[-2000:]
+
+
+def test_the_load_chain_runs_on_a_lake_in_a_bucket(
+    s3_settings: Settings, s3_bucket: S3Bucket
+) -> None:
+    """Warehouse migrations and a load of landing files, data in object storage."""
+    rows = series("air", START, 90)
+    rows[5]["pm25_ugm3"] = -1.0  # implausible: flagged, still loaded
+    write_landing(s3_settings.home, "air", rows)
+    write_landing(s3_settings.home, "traffic", series("traffic", START, 24))
+    found = discover_new_files(s3_settings)
+    for feed in ("air", "traffic"):
+        summary = validate_feed(s3_settings, feed, found[feed], "s3-run")
+        load_feed(s3_settings, summary)
+
+    with db.reader(s3_settings) as con:
+        assert con.execute("select count(*) from core.obs_air").fetchone() == (90,)
+        assert con.execute("select count(*) from core.obs_traffic").fetchone() == (24,)
+        flagged = con.execute(
+            "select seq, failed_expectations from core.obs_air where failed_expectations <> ''"
+        ).fetchall()
+        assert flagged == [(6, "pm25_ugm3_in_range")]
+        ledger = con.execute("select count(*) from meta.load_ledger").fetchone()
+    assert ledger is not None and ledger[0] >= 2
+
+    parquet = [k for k in s3_bucket.keys("lake/") if k.endswith(".parquet")]
+    assert any(k.startswith("lake/core/obs_air/") for k in parquet), parquet
+    assert any(k.startswith("lake/core/obs_traffic/") for k in parquet), parquet
+    assert any(k.startswith("lake/meta/") for k in parquet), parquet
+    secret = s3_settings.s3_secret_access_key
+    assert secret is not None
+    assert secret.get_secret_value() not in catalog_text(s3_settings)
+
+    # A second discovery finds nothing new: the ledger on the lake holds the files.
+    again = discover_new_files(s3_settings)
+    assert not again["air"] and not again["traffic"]
