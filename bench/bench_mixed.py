@@ -3,7 +3,7 @@ each warehouse backend.
 
     python -m bench.bench_mixed [--backends file,sqlite,postgres] [--days 7] [--idle-s 10]
                                 [--chunks 6] [--chunk 25000] [--think-ms 100]
-                                [--lock-timeout-s 60]
+                                [--lock-timeout-s 60] [--keep-connection]
 
 Per backend: a fresh warehouse gets ``--days`` of county data (bench_kpi's generators) and its
 KPI pack, and ``--chunks`` synthetic air landing chunks of ``--chunk`` rows are deduplicated and
@@ -17,7 +17,9 @@ Reported: the reader's p50/p99/max latency idle and while loading, reads that fa
 timeout on the file after ``--lock-timeout-s``, or any error), and the writer's seconds and
 rows/s. On the single DuckDB file the reader waits behind the writer's lock: its latency while
 loading is what blocking costs. Every lake read opens a new DuckDB instance, so it includes
-loading (and signature-checking) the DuckLake and catalog extensions. The reader warms up (the
+loading (and signature-checking) the DuckLake and catalog extensions; ``--keep-connection``
+measures the lake query alone (one connection per reader process; the file is then skipped,
+since an open reader would shut its writer out). The reader warms up (the
 first bound query imports pandas and pyarrow) before it says it is ready. PostgreSQL runs in a
 database the bench creates and drops.
 """
@@ -67,28 +69,42 @@ def prepare(settings: Settings, days: int) -> date:
     return end
 
 
-def reader_main(day: date, out: Path, stop: Path, think_s: float) -> int:
-    """The reader process: warm up, say ready, query until ``stop`` exists, write latencies."""
+def reader_main(day: date, out: Path, stop: Path, think_s: float, keep: bool) -> int:
+    """The reader process: warm up, say ready, query until ``stop`` exists, write latencies.
+
+    ``keep``: one lake connection for every query (each query is its own transaction, so it
+    reads the latest snapshot) instead of ``read_pack``'s connection per query."""
     from common.settings import get_settings
+    from transforms import SQL
     from transforms.cli import read_pack
-    from warehouse.db import LockTimeout
+    from warehouse.db import LockTimeout, connect
 
     settings = get_settings()
     duckdb.connect().execute("select ?::int", [1]).fetchall()
-    read_pack(settings, day)
+    con = connect(settings, read_only=True) if keep else None
+
+    def query() -> bool:
+        if con is None:
+            return bool(read_pack(settings, day))
+        params = {"day": day, "prefix": None}
+        return bool(SQL.run(con, "queries/select_pack.sql", params).fetchall())
+
+    query()
     print("ready", flush=True)
     reads: list[tuple[float, float, str]] = []
     while not stop.exists():
         t0 = time.time()
         p0 = time.perf_counter()
         try:
-            outcome = "ok" if read_pack(settings, day) else "empty"
+            outcome = "ok" if query() else "empty"
         except LockTimeout:
             outcome = "lock timeout"
         except Exception as exc:  # a failed read is a figure, not a crash
             outcome = f"error {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
         reads.append((t0, time.perf_counter() - p0, outcome))
         time.sleep(think_s)
+    if con is not None:
+        con.close()
     out.write_text(json.dumps(reads))
     return 0
 
@@ -189,6 +205,7 @@ def run_backend(
         str(out),
         str(stop),
         str(args.think_ms / 1000),
+        "keep" if args.keep_connection else "connect",
     ]
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True)
     try:
@@ -211,8 +228,10 @@ def run_backend(
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--reader":
-        _, _, day, out, stop, think = sys.argv
-        return reader_main(date.fromisoformat(day), Path(out), Path(stop), float(think))
+        _, _, day, out, stop, think, mode = sys.argv
+        return reader_main(
+            date.fromisoformat(day), Path(out), Path(stop), float(think), mode == "keep"
+        )
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--backends", default="file,sqlite,postgres", help="which warehouses")
     p.add_argument("--days", type=int, default=7, help="days of data generated before")
@@ -221,8 +240,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunk", type=int, default=25_000, help="rows per load transaction")
     p.add_argument("--think-ms", type=float, default=100.0, help="pause between reads")
     p.add_argument("--lock-timeout-s", type=float, default=60.0, help="reader gives up after")
+    p.add_argument(
+        "--keep-connection",
+        action="store_true",
+        help="lake readers keep one connection (the query alone; the file is skipped)",
+    )
     args = p.parse_args(argv)
     kinds = parse_backends(args.backends)
+    if args.keep_connection and "file" in kinds:
+        # An open reader on the file would hold DuckDB's file lock and shut the writer out.
+        print("file skipped with --keep-connection: an open reader would block the writer")
+        kinds.remove("file")
     print(f"machine before: {machine_load()}", flush=True)
     rows: list[str] = []
     failed = False
@@ -244,8 +272,13 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(format_row(kind, idle, busy, w))
             print(f"[{LABELS[kind]}] done; {machine_load()}", flush=True)
     print()
+    what = (
+        "select a day's pack, kept connection"
+        if args.keep_connection
+        else ("connect, select a day's pack")
+    )
     print(
-        f"reader: the citypipe kpis query (connect, select a day's pack) every {args.think_ms:g} ms;"
+        f"reader: the citypipe kpis query ({what}) every {args.think_ms:g} ms;"
         f" writer: {args.chunks} x {args.chunk:,}-row air chunks back to back; {machine_load()}"
     )
     print(HEADER)
