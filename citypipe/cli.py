@@ -24,6 +24,7 @@ COMMANDS = {
     "run": "citypipe.rundag",
     "kpis": "transforms.cli",
     "backfill": "transforms.cli",
+    "warehouse": "citypipe.warehouse_cli",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
