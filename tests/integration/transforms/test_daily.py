@@ -56,10 +56,14 @@ def day_data(insert_obs, d: date) -> None:
 
 def mark_dirty(con: duckdb.DuckDBPyConnection, feed: str, d: date) -> None:
     now = datetime.now(UTC)
+    # A merge, as warehouse/sql/core/mark_dirty_days.sql: a lake has no key for "on conflict".
     con.execute(
-        "insert into core.dirty_days values (?, ?, ?, ?, null) on conflict (feed, local_date)"
-        " do update set last_marked_at = excluded.last_marked_at, kpi_computed_at = null",
-        [feed, d, now, now],
+        "merge into core.dirty_days as t using (select ?::varchar as feed, ?::date as local_date,"
+        " ?::timestamptz as marked_at) as s on t.feed = s.feed and t.local_date = s.local_date"
+        " when matched then update set last_marked_at = s.marked_at, kpi_computed_at = null"
+        " when not matched then insert values (s.feed, s.local_date, s.marked_at, s.marked_at,"
+        " null)",
+        [feed, d, now],
     )
 
 
