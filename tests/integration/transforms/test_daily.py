@@ -13,6 +13,9 @@ from common.settings import Settings
 from transforms.daily import backfill, compute_day, days_to_recompute
 from transforms.prepare import prepare
 
+# The KPI models on the single file and on DuckLake-on-PostgreSQL (issue 10).
+pytestmark = pytest.mark.backends("file", "postgres")
+
 CST = timezone(timedelta(hours=8))
 D = date(2026, 6, 10)
 AS_OF = datetime(2026, 6, 11, 1, 0, tzinfo=CST)

@@ -10,6 +10,9 @@ import pytest
 
 from transforms.traffic import compute_traffic_range
 
+# The KPI models on the single file and on DuckLake-on-PostgreSQL (issue 10).
+pytestmark = pytest.mark.backends("file", "postgres")
+
 CST = timezone(timedelta(hours=8))
 ARTERIAL = "WS-TRF-01"  # arterial, gaotang (old town), free flow 50, 0.61 km
 EXPRESSWAY = "WS-TRF-33"  # expressway, zaoyang, free flow 100, 2.34 km

@@ -10,6 +10,9 @@ import pytest
 
 from transforms.water import compute_water_range
 
+# The KPI models on the single file and on DuckLake-on-PostgreSQL (issue 10).
+pytestmark = pytest.mark.backends("file", "postgres")
+
 CST = timezone(timedelta(hours=8))
 GOOD = {"ph": 7.5, "do_mgl": 8.0, "codmn_mgl": 1.5, "nh3n_mgl": 0.1, "tp_mgl": 0.01,
         "tn_mgl": 0.1, "water_temp_c": 18.0}  # fmt: skip
