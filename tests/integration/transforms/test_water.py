@@ -47,6 +47,9 @@ def item_class(con: duckdb.DuckDBPyConnection, site: str, d: date, item: str) ->
     ).fetchone()
 
 
+# A boundary table: the same SQL per case, so it runs on the file only (PostgreSQL setup costs
+# ~7 s a case; every case passed there once, 2026-12-07); the other tests run on both.
+@pytest.mark.backends("file")
 @pytest.mark.parametrize(
     ("site", "values", "expected_class", "main"),
     [
