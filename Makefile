@@ -8,7 +8,7 @@ PY_PACKAGES := $(wildcard common citypipe dags steps ingestion alerts simulator 
 SQL_DIRS := $(wildcard common/sql alerts/sql citypipe/sql warehouse/sql transforms/sql serving/sql steps/sql)
 
 .PHONY: sync demo test test-fast test-unit test-integration check lint typecheck sqllint fmt \
-	bench-ingest bench-load bench-kpi bench-seq-gaps bench-alerts bench-serve clean
+	bench-ingest bench-load bench-kpi bench-mixed bench-seq-gaps bench-alerts bench-serve clean
 
 sync:
 	$(UV) sync --frozen
@@ -56,6 +56,9 @@ bench-load: sync
 
 bench-kpi: sync
 	$(RUN) python -m bench.bench_kpi
+
+bench-mixed: sync
+	$(RUN) python -m bench.bench_mixed
 
 bench-seq-gaps: sync
 	$(RUN) python -m bench.bench_seq_gaps
