@@ -236,17 +236,37 @@ def _connect_lake(
         options.append(f"METADATA_SCHEMA {literal(target.metadata_schema)}")
     if read_only:
         options.append("READ_ONLY")
-    con = duckdb.connect(config=_config())
-    try:
-        if data_path.startswith("s3://"):
-            _create_s3_secret(con, settings)
-        # ATTACH takes no bound parameters; every value is a quoted literal (common.sql.literal).
-        con.execute(f"ATTACH {literal('ducklake:' + metadata)} AS lake ({', '.join(options)})")
-        con.execute("USE lake")
-    except BaseException:
-        con.close()
-        raise
-    return con
+    attempt = 0
+    while True:
+        attempt += 1
+        con = duckdb.connect(config=_config())
+        try:
+            if data_path.startswith("s3://"):
+                _create_s3_secret(con, settings)
+            # ATTACH takes no bound parameters; every value is a quoted literal (common.sql.literal).
+            con.execute(f"ATTACH {literal('ducklake:' + metadata)} AS lake ({', '.join(options)})")
+            con.execute("USE lake")
+            return con
+        except duckdb.Error as exc:
+            con.close()
+            if attempt >= _INIT_ATTEMPTS or not _lost_init_race(exc):
+                raise
+            time.sleep(0.1 * attempt * (0.5 + random.random()))
+        except BaseException:
+            con.close()
+            raise
+
+
+# Two processes creating one new lake at once: the loser's ATTACH fails while the winner
+# writes the catalog tables (SQLite: locked; PostgreSQL: the schema or a table exists already).
+# Attaching again then finds the finished catalog.
+_INIT_ATTEMPTS = 10
+_INIT_RACE = ("database is locked", "duplicate key", "already exists")
+
+
+def _lost_init_race(exc: duckdb.Error) -> bool:
+    text = str(exc)
+    return "Failed to initialize DuckLake" in text and any(t in text for t in _INIT_RACE)
 
 
 def _prepare_sqlite_catalog(path: Path) -> None:
@@ -255,11 +275,20 @@ def _prepare_sqlite_catalog(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         return
-    db = sqlite3.connect(path)
+    # Made aside and linked into place, so a process that starts at the same moment never
+    # attaches the file before it is in WAL mode (and never holds it locked meanwhile).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    db = sqlite3.connect(tmp)
     try:
         db.execute("pragma journal_mode=wal")
     finally:
         db.close()
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another process created it first
+    finally:
+        tmp.unlink()
 
 
 def _create_s3_secret(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:

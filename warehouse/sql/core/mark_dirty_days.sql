@@ -1,17 +1,29 @@
 -- Mark the local days changed by load batches not yet marked; the KPI DAG recomputes a day
--- whose kpi_computed_at is null or older than last_marked_at.
-insert into core.dirty_days (feed, local_date, first_marked_at, last_marked_at, kpi_computed_at)
-select distinct
-    feed,
-    unnest(changed_dates) as local_date,
-    now() as first_marked_at,
-    now() as last_marked_at,
-    null::timestamptz as kpi_computed_at
-from meta.load_batches
-where dirty_marked_at is null
-on conflict (feed, local_date) do update set
-    last_marked_at = excluded.last_marked_at,
-    kpi_computed_at = null;
+-- whose kpi_computed_at is null or older than last_marked_at. A merge with one matched action:
+-- a lake has no keys for "on conflict".
+merge into core.dirty_days as d
+using (
+    select distinct
+        feed,
+        local_date,
+        now() as marked_at
+    from (
+        select
+            feed,
+            unnest(changed_dates) as local_date
+        from meta.load_batches
+        where dirty_marked_at is null
+    ) as b
+) as c
+    on d.feed = c.feed and d.local_date = c.local_date
+when matched then
+    update
+        set
+            last_marked_at = c.marked_at,
+            kpi_computed_at = null
+when not matched then
+    insert (feed, local_date, first_marked_at, last_marked_at, kpi_computed_at)
+    values (c.feed, c.local_date, c.marked_at, c.marked_at, null);
 
 update meta.load_batches
 set dirty_marked_at = now()
