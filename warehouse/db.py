@@ -330,10 +330,10 @@ def writer(settings: Settings, migrate: bool = True) -> Iterator[duckdb.DuckDBPy
 
 
 def writer_slots(settings: Settings) -> int:
-    """Slots of the Airflow pool the writing tasks share (``citypipe_duckdb``, dags/): one on the single
-    file (DuckDB admits one writer process; more slots would only queue on the lock), several on
-    a lake (``settings.warehouse_writer_slots``): loads of different feeds then run at once,
-    and conflicting commits are redone (:func:`write`)."""
+    """Slots of the Airflow pool the writing tasks share (``citypipe_duckdb``, dags/): one on
+    the single file (DuckDB admits one writer process; more slots would only queue on the
+    lock), several on a lake (``settings.warehouse_writer_slots``): loads of different feeds
+    then run at once, and conflicting commits are redone (:func:`write`)."""
     if not settings.warehouse_target.is_lake:
         return 1
     return max(1, settings.warehouse_writer_slots)
