@@ -4,11 +4,11 @@ RUN := $(UV) run --frozen
 
 # What mypy and SQLFluff check: every package folder and every stage's SQL folder that exists.
 # (Migrations are not linted: applied ones are never edited, see .sqlfluffignore.)
-PY_PACKAGES := $(wildcard common citypipe dags steps ingestion simulator warehouse expectations transforms bench)
-SQL_DIRS := $(wildcard common/sql citypipe/sql warehouse/sql transforms/sql steps/sql)
+PY_PACKAGES := $(wildcard common citypipe dags steps ingestion alerts simulator warehouse expectations transforms bench)
+SQL_DIRS := $(wildcard common/sql alerts/sql citypipe/sql warehouse/sql transforms/sql steps/sql)
 
 .PHONY: sync demo test test-fast test-unit test-integration check lint typecheck sqllint fmt \
-	bench-ingest bench-load bench-kpi bench-seq-gaps clean
+	bench-ingest bench-load bench-kpi bench-mixed bench-seq-gaps bench-alerts clean
 
 sync:
 	$(UV) sync --frozen
@@ -57,8 +57,14 @@ bench-load: sync
 bench-kpi: sync
 	$(RUN) python -m bench.bench_kpi
 
+bench-mixed: sync
+	$(RUN) python -m bench.bench_mixed
+
 bench-seq-gaps: sync
 	$(RUN) python -m bench.bench_seq_gaps
+
+bench-alerts: sync
+	$(RUN) python -m bench.bench_alerts
 
 clean:
 	rm -rf data .pytest_cache .ruff_cache .mypy_cache

@@ -20,9 +20,11 @@ COMMANDS = {
     "demo": "citypipe.demo",
     "simulate": "simulator.simulate",
     "ingest": "ingestion.service",
+    "alerts": "alerts.service",
     "run": "citypipe.rundag",
     "kpis": "transforms.cli",
     "backfill": "transforms.cli",
+    "warehouse": "citypipe.warehouse_cli",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 

@@ -73,13 +73,24 @@ pytest_plugins = [
     "support.ingest_fixtures",
     "support.transforms_fixtures",
     "support.air_fixtures",
+    "support.s3_fixtures",
 ]
 
 # Tests live in tests/unit (in-process: no broker, no Airflow, no subprocess, no warehouse
 # file; in-memory DuckDB and GX are fine) or tests/integration (real Mosquitto, real Airflow
 # runs, real DuckDB files, processes). A fixture below makes a test an integration test.
 INTEGRATION_FIXTURES = frozenset(
-    {"mosquitto_broker", "broker", "ingest_settings", "mosquitto", "wh", "insert_obs"}
+    {
+        "mosquitto_broker",
+        "broker",
+        "ingest_settings",
+        "mosquitto",
+        "wh",
+        "insert_obs",
+        "s3_server",
+        "s3_bucket",
+        "s3_settings",
+    }
 )
 TESTS_ROOT = Path(__file__).resolve().parent
 

@@ -11,24 +11,14 @@ import argparse
 import json
 import sys
 import time
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from common.settings import Settings
+from transforms import published
 
 # The stable keys of every KPI in ``citypipe kpis --format json`` (docs/kpis.md).
-KPI_KEYS = (
-    "kpi_id",
-    "dimension",
-    "value",
-    "value_text",
-    "unit",
-    "target",
-    "status",
-    "coverage_pct",
-    "details",
-    "computed_at",
-)
+KPI_KEYS = published.KPI_KEYS
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,6 +26,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--date", required=True, type=date.fromisoformat, help="local day YYYY-MM-DD")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--kpi", default=None, help="only KPI ids starting with this, e.g. water.")
+    p.add_argument(
+        "--as-published",
+        default=None,
+        metavar="WHEN",
+        help=(
+            "the pack as it stood then, with the restatements since (time travel; DuckLake"
+            " backends only): a date YYYY-MM-DD (its end, local time) or an instant"
+            " YYYY-MM-DDTHH:MM[:SS][+HH:MM] (local time without an offset); reaches back"
+            " CITYPIPE_SNAPSHOT_RETENTION_DAYS"
+        ),
+    )
     p.set_defaults(func=kpis_command)
 
     b = sub.add_parser("backfill", help="compute the KPIs of a date range, in order")
@@ -58,13 +59,7 @@ def read_pack(settings: Settings, day: date, prefix: str | None = None) -> list[
             return []
         params = {"day": day, "prefix": prefix}
         rows = SQL.run(con, "queries/select_pack.sql", params).fetchall()
-    out = []
-    for r in rows:
-        item = dict(zip(KPI_KEYS, r, strict=True))
-        item["details"] = json.loads(item["details"]) if item["details"] else {}
-        item["computed_at"] = item["computed_at"].isoformat() if item["computed_at"] else None
-        out.append(item)
-    return out
+    return published.pack_items(rows)
 
 
 def format_table(day: date, pack: list[dict[str, Any]]) -> str:
@@ -97,9 +92,31 @@ def format_table(day: date, pack: list[dict[str, Any]]) -> str:
 EXIT_LOCK_TIMEOUT = 3
 
 
+# Exit status of --as-published on a backend without history (the single DuckDB file).
+EXIT_NO_TIME_TRAVEL = 2
+
+
+def parse_when(text: str, tz: str) -> datetime:
+    """``--as-published``: a date means the end of that local day; an ISO instant without an
+    offset is local time."""
+    from zoneinfo import ZoneInfo
+
+    try:
+        if len(text) == 10:
+            return published.end_of_day(date.fromisoformat(text), tz)
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(
+            f"--as-published {text!r}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+HH:MM]"
+        ) from exc
+    return when if when.tzinfo else when.replace(tzinfo=ZoneInfo(tz))
+
+
 def kpis_command(args: argparse.Namespace, settings: Settings) -> int:
     from warehouse.db import LockTimeout
 
+    if args.as_published is not None:
+        return as_published_command(args, settings)
     try:
         pack = read_pack(settings, args.date, args.kpi)
     except FileNotFoundError as exc:
@@ -121,6 +138,62 @@ def kpis_command(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 1
     return 0
+
+
+def as_published_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``citypipe kpis --date D --as-published WHEN``: the pack of D as it stood at WHEN."""
+    try:
+        when = parse_when(args.as_published, settings.timezone)
+    except ValueError as exc:
+        print(f"citypipe kpis: {exc}", file=sys.stderr)
+        return 2
+    try:
+        found = published.pack_as_published(settings, args.date, when, args.kpi)
+    except published.TimeTravelUnavailable as exc:
+        print(f"citypipe kpis: {exc}", file=sys.stderr)
+        return EXIT_NO_TIME_TRAVEL
+    except (published.NoSnapshotAt, FileNotFoundError) as exc:
+        print(f"citypipe kpis: {exc}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        doc = {
+            "date": args.date.isoformat(),
+            "as_published": {
+                "at": when.isoformat(),
+                "snapshot_id": found.snapshot_id,
+                "snapshot_time": found.snapshot_time.isoformat(),
+            },
+            "count": len(found.kpis),
+            "kpis": found.kpis,
+            "restated_since": found.restated_since,
+        }
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
+    else:
+        print(format_published(found))
+    if not found.kpis:
+        print(f"citypipe kpis: no KPIs for {args.date} were published by {when}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def format_published(found: published.PublishedPack) -> str:
+    lines = format_table(found.day, found.kpis).splitlines()
+    lines[0] = (
+        f"KPI pack for {found.day} (local natural day) as published at"
+        f" {found.as_of.isoformat(timespec='seconds')}: snapshot {found.snapshot_id} of"
+        f" {found.snapshot_time.astimezone(found.as_of.tzinfo).isoformat(timespec='seconds')}"
+    )
+    if not found.restated_since:
+        lines.append("restated since: nothing")
+        return "\n".join(lines)
+    lines.append(f"restated since ({len(found.restated_since)}):")
+    for r in found.restated_since:
+        old = r["old_value_text"] or ("NA" if r["old_value"] is None else f"{r['old_value']:g}")
+        new = r["new_value_text"] or ("NA" if r["new_value"] is None else f"{r['new_value']:g}")
+        lines.append(
+            f"  {r['restated_at']}  {r['kpi_id']} {r['dimension']}: {old} -> {new} ({r['reason']})"
+        )
+    return "\n".join(lines)
 
 
 def backfill_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -24,7 +24,9 @@ import os
 import random
 import sqlite3
 import sys
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -173,6 +175,10 @@ def exists(settings: Settings) -> bool:
     target = settings.warehouse_target
     if target.kind != "postgres":
         return target.path is not None and target.path.exists()
+    with _LAKES_LOCK:
+        # A lake this process has attached exists (a read-only attach needs the catalog).
+        if any(k[:3] == _lake_key(settings, target, False)[:3] for k in _LAKES):
+            return True
     con = duckdb.connect(config=_config())
     try:
         password = settings.warehouse_password
@@ -215,11 +221,59 @@ def connect(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConne
             time.sleep(0.2)
 
 
+# One DuckDB instance per process and lake (read-only and read-write apart), the lake attached
+# once; connections are cursors of it. A new instance verifies the extensions' signatures
+# (0.2-0.3 s each, 1-2 s per connection under load: docs/warehouse.md, Performance), while a
+# cursor is free, and each of its transactions still reads the latest snapshot. Bounded, so a
+# process that opens many lakes (the tests) never holds many catalog connections.
+_LAKES: OrderedDict[tuple[object, ...], duckdb.DuckDBPyConnection] = OrderedDict()
+_LAKES_LOCK = threading.RLock()
+_LAKES_MAX = 4
+
+
+def _lake_key(settings: Settings, target: WarehouseTarget, read_only: bool) -> tuple[object, ...]:
+    secrets = (settings.warehouse_password, settings.s3_secret_access_key)
+    values = tuple(s.get_secret_value() if s is not None else None for s in secrets)
+    s3 = (settings.s3_endpoint, settings.s3_access_key_id, settings.s3_region, settings.s3_use_ssl)
+    return (os.getpid(), target, settings.lake_data_path, read_only, s3, values)
+
+
 def _connect_lake(
     settings: Settings, target: WarehouseTarget, read_only: bool
 ) -> duckdb.DuckDBPyConnection:
-    if read_only and not exists(settings):
-        raise FileNotFoundError(f"warehouse ({target.describe()}) does not exist yet")
+    key = _lake_key(settings, target, read_only)
+    with _LAKES_LOCK:
+        base = _LAKES.get(key)
+        if base is not None:
+            _LAKES.move_to_end(key)
+        else:
+            if read_only and not exists(settings):
+                raise FileNotFoundError(f"warehouse ({target.describe()}) does not exist yet")
+            base = _attach_lake(settings, target, read_only)
+            _LAKES[key] = base
+            while len(_LAKES) > _LAKES_MAX:
+                # Cursors handed out keep their instance alive until they close.
+                _LAKES.popitem(last=False)[1].close()
+    con = base.cursor()
+    try:
+        con.execute("USE lake")
+    except duckdb.Error:
+        con.close()
+        forget_lakes()  # an invalidated instance (FatalException) is never reused
+        raise
+    return con
+
+
+def forget_lakes() -> None:
+    """Drop this process's cached lake instances (after a fatal DuckDB error, or in tests)."""
+    with _LAKES_LOCK:
+        while _LAKES:
+            _LAKES.popitem()[1].close()
+
+
+def _attach_lake(
+    settings: Settings, target: WarehouseTarget, read_only: bool
+) -> duckdb.DuckDBPyConnection:
     data_path = settings.lake_data_path
     if target.kind == "sqlite":
         assert target.path is not None
@@ -245,7 +299,6 @@ def _connect_lake(
                 _create_s3_secret(con, settings)
             # ATTACH takes no bound parameters; every value is a quoted literal (common.sql.literal).
             con.execute(f"ATTACH {literal('ducklake:' + metadata)} AS lake ({', '.join(options)})")
-            con.execute("USE lake")
             return con
         except duckdb.Error as exc:
             con.close()

@@ -21,11 +21,20 @@ ROOT = REPO_ROOT
 
 # The base, then the stages in data order, then the steps layer: each may import itself and
 # what is listed before it, never what comes after.
-ORDER = ("common", "ingestion", "expectations", "warehouse", "transforms", "steps")
+ORDER = ("common", "ingestion", "alerts", "expectations", "warehouse", "transforms", "steps")
 
 # Pairs that the order would allow but the architecture does not: validation (GX) and the load
 # are siblings that only the steps layer composes, so the warehouse runs without GX.
-SIBLINGS = frozenset({("warehouse", "expectations")})
+SIBLINGS = frozenset(
+    {
+        ("warehouse", "expectations"),
+        # The alert service is a stage of its own beside the batch path (it reads MQTT, not the
+        # landing zone): the batch stages never import it.
+        ("expectations", "alerts"),
+        ("warehouse", "alerts"),
+        ("transforms", "alerts"),
+    }
+)
 
 # Which packages a package may import (itself included).
 MAY_IMPORT: dict[str, frozenset[str]] = {

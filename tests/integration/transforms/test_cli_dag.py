@@ -14,6 +14,11 @@ from common.settings import Settings
 from steps.kpis import target_day
 from transforms.cli import KPI_KEYS
 from transforms.daily import compute_day
+from warehouse import db
+
+# The KPI commands on the single file and on DuckLake-on-PostgreSQL; the DAG runs (end to end)
+# on all three backends.
+pytestmark = pytest.mark.backends("file", "postgres")
 
 CST = timezone(timedelta(hours=8))
 D = date(2026, 6, 10)
@@ -106,26 +111,25 @@ def test_backfill_command(wh, insert_obs, settings: Settings, capsys) -> None:
 
 @pytest.mark.integration
 @pytest.mark.slow
+@pytest.mark.backends("file", "sqlite", "postgres")
 def test_daily_kpis_dag_run(wh, insert_obs, settings: Settings) -> None:
     from citypipe.rundag import run_dag
 
     seed(insert_obs, D)
     wh.close()
     assert run_dag(settings, "citypipe_daily_kpis", D) == 0
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    try:
+    with db.reader(settings) as con:
         runs = con.execute("select reason, start_date, end_date from kpi.runs").fetchall()
         assert len(runs) == 1 and runs[0][0].startswith("citypipe_daily_kpis ")
         assert runs[0][1:] == (D, D)
         ids = {r[0] for r in con.execute(
             "select kpi_id from kpi.pack_values where local_date = ?", [D]).fetchall()}  # fmt: skip
         assert ids >= REQUIRED_IDS
-    finally:
-        con.close()
 
 
 @pytest.mark.integration
 @pytest.mark.slow
+@pytest.mark.backends("file", "sqlite", "postgres")
 def test_a_day_before_the_dag_start_date_fails_loudly(wh, settings: Settings, capfd) -> None:
     # Airflow creates no task for a logical date before the DAG's start_date and reports the
     # empty run as a success: the runner must refuse it instead (2022 days ran nothing so).
@@ -135,10 +139,7 @@ def test_a_day_before_the_dag_start_date_fails_loudly(wh, settings: Settings, ca
     assert run_dag(settings, "citypipe_daily_kpis", date(2011, 12, 31)) == 1
     err = capfd.readouterr().err
     assert "2011-12-31 is before the DAG's start_date 2012-01-01" in err
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    try:
+    with db.reader(settings) as con:
         # nothing computed: the KPI models never even created their schema
         kpi = "select count(*) from information_schema.tables where table_schema = 'kpi'"
         assert con.execute(kpi).fetchone() == (0,)
-    finally:
-        con.close()

@@ -13,6 +13,11 @@ from common.settings import Settings
 from transforms.daily import backfill, compute_day, days_to_recompute
 from transforms.prepare import prepare
 
+# The KPI models on the single file and on DuckLake-on-PostgreSQL (issue 10). The pure value
+# checks run on the file only: a KPI day costs ~15 s on a PostgreSQL catalog against ~5 s on the
+# file (2 loaded cores), and every test here passed on PostgreSQL once (2026-12-07).
+pytestmark = pytest.mark.backends("file", "postgres")
+
 CST = timezone(timedelta(hours=8))
 D = date(2026, 6, 10)
 AS_OF = datetime(2026, 6, 11, 1, 0, tzinfo=CST)
@@ -56,10 +61,14 @@ def day_data(insert_obs, d: date) -> None:
 
 def mark_dirty(con: duckdb.DuckDBPyConnection, feed: str, d: date) -> None:
     now = datetime.now(UTC)
+    # A merge, as warehouse/sql/core/mark_dirty_days.sql: a lake has no key for "on conflict".
     con.execute(
-        "insert into core.dirty_days values (?, ?, ?, ?, null) on conflict (feed, local_date)"
-        " do update set last_marked_at = excluded.last_marked_at, kpi_computed_at = null",
-        [feed, d, now, now],
+        "merge into core.dirty_days as t using (select ?::varchar as feed, ?::date as local_date,"
+        " ?::timestamptz as marked_at) as s on t.feed = s.feed and t.local_date = s.local_date"
+        " when matched then update set last_marked_at = s.marked_at, kpi_computed_at = null"
+        " when not matched then insert values (s.feed, s.local_date, s.marked_at, s.marked_at,"
+        " null)",
+        [feed, d, now],
     )
 
 
@@ -202,6 +211,7 @@ def test_finalize_after_lookback(wh, insert_obs) -> None:
     assert statuses["traffic.tpi/county"] == "provisional"
 
 
+@pytest.mark.backends("file")  # a value check; passed on PostgreSQL too (slow there)
 def test_a_day_of_2025_computes(wh, insert_obs) -> None:
     # The DAG and `citypipe kpis` for a day before the status rules' first valid_from crashed
     # with KeyError (no status rule valid on 2025-12-31).
@@ -217,6 +227,7 @@ def test_a_day_of_2025_computes(wh, insert_obs) -> None:
     assert pack(wh, d)[("water.section_class", "WS-WAT-01")][-1] == "final"
 
 
+@pytest.mark.backends("file")  # a value check; passed on PostgreSQL too (slow there)
 def test_site_class_rows_publish_the_target_class(wh, insert_obs) -> None:
     # Every section and source has a target class (catalogue: II for the sections, III for the
     # drinking sources); the pack's target column carries its number, details keep the label.
@@ -234,6 +245,7 @@ def test_site_class_rows_publish_the_target_class(wh, insert_obs) -> None:
     assert all(t is not None for t, _ in rows.values())
 
 
+@pytest.mark.backends("file")  # a value check; passed on PostgreSQL too (slow there)
 def test_pm25_is_published_as_the_rounded_iaqi_concentration(wh, insert_obs) -> None:
     # Four assessment stations, 24 end-stamped hourly values of day D (01:00 .. next 00:00).
     start = datetime(D.year, D.month, D.day, tzinfo=CST)
@@ -276,6 +288,7 @@ def pack_rows(con: duckdb.DuckDBPyConnection, kpi_id: str, d: date) -> dict[str,
     return {dim: (value, json.loads(details)) for dim, value, details in rows}
 
 
+@pytest.mark.backends("file")  # a value check; passed on PostgreSQL too (slow there)
 def test_station_values_are_published_per_station_half_even(wh, insert_obs) -> None:
     # Issue 9 item 4: one pack row per station and day with the platform's precision; CO
     # 0.65 mg/m3 publishes 0.6 (half-even on the exact decimal mean, not on a double).
@@ -301,6 +314,7 @@ def test_station_values_are_published_per_station_half_even(wh, insert_obs) -> N
     assert silent is not None and silent[0] is None and silent[1]["valid"]["pm25"] is False
 
 
+@pytest.mark.backends("file")  # a value check; passed on PostgreSQL too (slow there)
 def test_year_to_date_statistics_carry_precision_and_validity(wh, insert_obs) -> None:
     # Issue 9 item 7: published as the national reports (integers, CO to 0.1) with the exact
     # value and the annual-validity flag in details, CO and O3 percentiles included.

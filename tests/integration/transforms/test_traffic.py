@@ -10,6 +10,9 @@ import pytest
 
 from transforms.traffic import compute_traffic_range
 
+# The KPI models on the single file and on DuckLake-on-PostgreSQL (issue 10).
+pytestmark = pytest.mark.backends("file", "postgres")
+
 CST = timezone(timedelta(hours=8))
 ARTERIAL = "WS-TRF-01"  # arterial, gaotang (old town), free flow 50, 0.61 km
 EXPRESSWAY = "WS-TRF-33"  # expressway, zaoyang, free flow 100, 2.34 km
@@ -37,6 +40,9 @@ def detector_hour(con: duckdb.DuckDBPyConnection, site: str, d: date, h: int) ->
     ).fetchone()
 
 
+# Boundary tables: the same SQL per case, so they run on the file only (PostgreSQL setup costs
+# ~7 s a case; every case passed there once, 2026-12-07).
+@pytest.mark.backends("file")
 @pytest.mark.parametrize(
     ("site", "speed", "level"),
     [
@@ -95,6 +101,7 @@ def test_reading_stamped_on_the_hour_ends_the_previous_hour(wh, insert_obs, day:
     assert hours == [(day, 8, 1)]
 
 
+@pytest.mark.backends("file")  # a boundary table, as above
 @pytest.mark.parametrize(
     ("speed", "tti", "tpi", "level"),
     [

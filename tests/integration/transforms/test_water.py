@@ -10,6 +10,9 @@ import pytest
 
 from transforms.water import compute_water_range
 
+# The KPI models on the single file and on DuckLake-on-PostgreSQL (issue 10).
+pytestmark = pytest.mark.backends("file", "postgres")
+
 CST = timezone(timedelta(hours=8))
 GOOD = {"ph": 7.5, "do_mgl": 8.0, "codmn_mgl": 1.5, "nh3n_mgl": 0.1, "tp_mgl": 0.01,
         "tn_mgl": 0.1, "water_temp_c": 18.0}  # fmt: skip
@@ -44,6 +47,9 @@ def item_class(con: duckdb.DuckDBPyConnection, site: str, d: date, item: str) ->
     ).fetchone()
 
 
+# A boundary table: the same SQL per case, so it runs on the file only (PostgreSQL setup costs
+# ~7 s a case; every case passed there once, 2026-12-07); the other tests run on both.
+@pytest.mark.backends("file")
 @pytest.mark.parametrize(
     ("site", "values", "expected_class", "main"),
     [

@@ -6,8 +6,12 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 
 import duckdb
+import pytest
 
 from transforms.waterlogging import compute_waterlogging_range, ongoing_event_days
+
+# The KPI models on the single file and on DuckLake-on-PostgreSQL (issue 10).
+pytestmark = pytest.mark.backends("file", "postgres")
 
 CST = timezone(timedelta(hours=8))
 P = "WS-WLG-01"  # gaotang, thresholds 15 / 25 / 40 cm

@@ -19,7 +19,8 @@ from citypipe.rundag import airflow_env, run_dag
 from common.settings import REPO_ROOT, Settings
 from warehouse import db
 
-pytestmark = pytest.mark.integration
+# The single file and DuckLake-on-PostgreSQL; the end-to-end DAG run on all three backends.
+pytestmark = [pytest.mark.integration, pytest.mark.backends("file", "postgres")]
 
 INTEGRITY = r"""
 import json, os
@@ -42,6 +43,7 @@ print("RESULT" + json.dumps(out))
 """
 
 
+@pytest.mark.backends("file")  # imports the DAG only: no warehouse is opened
 def test_dag_integrity_without_io_at_import(tmp_path: Path, settings: Settings) -> None:
     missing_home = tmp_path / "does-not-exist"
     s = settings.model_copy(update={"home": missing_home})
@@ -81,6 +83,7 @@ def test_dag_integrity_without_io_at_import(tmp_path: Path, settings: Settings) 
 
 
 @pytest.mark.slow
+@pytest.mark.backends("file", "sqlite", "postgres")
 def test_dag_run_end_to_end_and_rerun(settings: Settings) -> None:
     start = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
     air = series("air", start, 90)
@@ -128,6 +131,7 @@ def test_dag_run_end_to_end_and_rerun(settings: Settings) -> None:
     assert "pm25_ugm3_in_range=1" in text and "Data Docs" in text
 
 
+@pytest.mark.backends("file")  # fails before any warehouse is opened
 def test_runner_is_generic_and_fails_on_unknown_dag(settings: Settings) -> None:
     rc = run_dag(settings, "no_such_dag", datetime(2026, 11, 28).date())
     assert rc != 0

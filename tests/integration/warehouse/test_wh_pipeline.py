@@ -24,7 +24,8 @@ from warehouse.ledger import discover_new_files
 from warehouse.load import InjectedFailure
 from warehouse.quarantine import load_quarantine
 
-pytestmark = pytest.mark.integration
+# The whole load chain on the single file and on DuckLake-on-PostgreSQL (issue 10).
+pytestmark = [pytest.mark.integration, pytest.mark.backends("file", "postgres")]
 
 START = datetime(2026, 11, 20, 16, 0, tzinfo=UTC)  # 2026-11-21 00:00 in Shanghai
 

@@ -3,7 +3,9 @@
 -- a lake has no keys for "on conflict".
 merge into core.dirty_days as d
 using (
-    select distinct
+    -- group by, not distinct: a distinct source makes a lake's matched update fail with
+    -- "Out of buffer" (DuckDB 1.4.4, both catalogs).
+    select
         feed,
         local_date,
         now() as marked_at
@@ -14,6 +16,7 @@ using (
         from meta.load_batches
         where dirty_marked_at is null
     ) as b
+    group by feed, local_date
 ) as c
     on d.feed = c.feed and d.local_date = c.local_date
 when matched then

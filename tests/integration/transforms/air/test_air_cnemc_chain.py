@@ -30,6 +30,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from support.air_reference_impl import CST
+from support.backends import warehouse_url_for
 from support.ingest_fixtures import publish  # tests/ is on the path (rootdir conftest)
 from test_air_cnemc_real import (
     DATA,
@@ -48,8 +49,10 @@ from citypipe.cli import main
 from common.catalogue import load_catalogue
 from common.settings import REPO_ROOT, Settings, get_settings
 from simulator.broker import BrokerHandle
+from warehouse import db
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# The single file and DuckLake-on-PostgreSQL (issue 10: the pipeline suite on both).
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.backends("file", "postgres")]
 
 CITY = "xingtai"
 # archive column of the hourly value -> contract v1 air field (docs/feeds.md); as HOURLY_COLUMNS
@@ -161,6 +164,8 @@ def xingtai_settings(
     home: Path,
     mosquitto_broker: BrokerHandle,
     monkeypatch: pytest.MonkeyPatch,
+    warehouse_kind: str,
+    request: pytest.FixtureRequest,
 ) -> Settings:
     """The production reference data with the fixture's Xingtai catalogue added, a temporary
     home and the real broker; in the environment, so every subprocess (ingest, Airflow) reads it."""
@@ -173,6 +178,9 @@ def xingtai_settings(
     monkeypatch.setenv("CITYPIPE_CITY", CITY)
     monkeypatch.setenv("CITYPIPE_REFERENCE_DIR", str(ref))
     monkeypatch.setenv("CITYPIPE_MQTT_URL", mosquitto_broker.url)
+    url = warehouse_url_for(warehouse_kind, request)
+    if url is not None:
+        monkeypatch.setenv("CITYPIPE_WAREHOUSE", url)
     return get_settings()
 
 
@@ -196,7 +204,7 @@ def test_published_hours_through_mqtt_both_dags_and_the_pack(
 
     # 2. The ingest DAG: landing -> GX validation -> DuckDB core + dq -> dirty days.
     assert main(["run", "citypipe_ingest", "--date", DAYS[-1].isoformat()]) == 0
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+    with db.reader(settings) as con:
         assert con.execute("select count(*) from core.obs_air").fetchone() == (316,)
         flagged = con.execute(
             "select site_id, observed_at, expectation from dq.flagged_readings order by all"
@@ -229,7 +237,7 @@ def test_published_hours_through_mqtt_both_dags_and_the_pack(
     # 3. The daily KPI DAG for the last day: its plan adds the dirty days of the look-back
     # (7 days), so one run computes 2022-06-17..21 and the pack of every day.
     assert main(["run", "citypipe_daily_kpis", "--date", DAYS[-1].isoformat()]) == 0
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+    with db.reader(settings) as con:
         runs = con.execute("select reason, start_date, end_date from kpi.runs").fetchall()
         pack = con.execute(
             "select dimension, local_date, details from kpi.pack_values"

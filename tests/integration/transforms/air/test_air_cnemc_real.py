@@ -33,6 +33,9 @@ from warehouse import MIGRATIONS_DIR as WAREHOUSE_MIGRATIONS
 from warehouse.db import connect
 from warehouse.dims import load_dim_site
 
+# The KPI models on the single file and on DuckLake-on-PostgreSQL (issue 10).
+pytestmark = pytest.mark.backends("file", "postgres")
+
 DATA = TEST_DATA / "transforms" / "cnemc_xingtai_2022-06"
 STATIONS = ("1077A", "1078A", "1079A", "1080A")
 DAYS = (date(2022, 6, 19), date(2022, 6, 20), date(2022, 6, 21))
