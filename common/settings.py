@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     # A lake writer whose commit conflicts (another writer, a busy SQLite catalog) redoes the
     # whole transaction this many times, backing off, before it fails.
     warehouse_write_retries: int = 12
+    # Slots of the Airflow pool of warehouse writers (tasks that load or compute) on a lake:
+    # they commit optimistically and retry conflicts. The single file always gets one slot (one
+    # writer process at a time).
+    warehouse_writer_slots: int = 4
     # Lake snapshots older than this are expired by the maintenance task (time travel ends here).
     snapshot_retention_days: int = 90
 

@@ -44,12 +44,22 @@ def ensure_metadata_db() -> None:
 
 
 def ensure_pool() -> None:
+    """The pool of the warehouse-writing tasks, sized for the configured backend: one slot on
+    the single DuckDB file, ``CITYPIPE_WAREHOUSE_WRITER_SLOTS`` on a lake."""
     from airflow.models.pool import Pool
 
+    from common.settings import get_settings
+    from steps import writer_pool_slots
+
+    settings = get_settings()
+    slots = writer_pool_slots(settings)
     Pool.create_or_update_pool(
         name=DUCKDB_POOL,
-        slots=1,
-        description="one writer at a time on the citypipe DuckDB file",
+        slots=slots,
+        description=(
+            f"warehouse writers on {settings.warehouse_target.describe()}: {slots} at a time"
+            + (" (one writer process per DuckDB file)" if slots == 1 else ", conflicts retried")
+        ),
         include_deferred=False,
     )
 

@@ -13,7 +13,9 @@ from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 
 from steps import kpis
 
-# Every task that writes the DuckDB file takes a slot of this one-slot pool (and the file lock).
+# Every task that writes the warehouse takes a slot of this pool. The runner sizes it from
+# settings (dags/_runner.py ensure_pool): one slot on the single DuckDB file (which also
+# has its lock), several on a lake, where conflicting commits are redone.
 DUCKDB_POOL = "citypipe_duckdb"
 # The timetable needs its zone when this file is parsed: read from settings (configuration from
 # the environment, no I/O), the one source of the city's time zone.
@@ -56,12 +58,14 @@ air (HJ 633 / HJ 663), water (GB 3838), waterlogging and traffic KPIs, then the 
 - **Status**: provisional until the day has left the look-back with enough coverage
   (`reference/standards/kpi_status.csv`), then final.
 
-Idempotent. Writers share the one-slot pool `citypipe_duckdb` and the warehouse file lock.
+Idempotent. Writers share the pool `citypipe_duckdb`: one slot on the single DuckDB file (plus
+its lock), several on a lake (`CITYPIPE_WAREHOUSE_WRITER_SLOTS`).
 See docs/kpis.md and docs/conventions.md.
 """,
 )
 def citypipe_daily_kpis() -> None:
-    @task(multiple_outputs=False)
+    # plan writes too (it loads the standards' reference tables)
+    @task(pool=DUCKDB_POOL, multiple_outputs=False)
     def plan() -> kpis.Plan:
         ctx = get_current_context()
         return kpis.plan(kpis.load_settings(), ctx["dag_run"].conf, ctx.get("logical_date"))

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from common.settings import Settings
     from steps.ingest import Found, Loaded, Validated
 
-# Every task that writes the DuckDB file takes a slot of this one-slot pool (and the file lock).
+# Every task that writes the warehouse takes a slot of this pool. The runner sizes it from
+# settings (dags/_runner.py ensure_pool): one slot on the single DuckDB file (which also
+# has its lock), several on a lake, where conflicting commits are redone.
 DUCKDB_POOL = "citypipe_duckdb"
 FEEDS = ["air", "water", "waterlogging", "traffic"]
 

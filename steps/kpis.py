@@ -21,10 +21,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 from zoneinfo import ZoneInfo
 
 from common.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import duckdb
 
 log = logging.getLogger(__name__)
 
@@ -80,28 +83,37 @@ def plan(
     """Step 1: load the standards (once per run) and list the days to recompute."""
     from transforms.daily import days_to_recompute
     from transforms.prepare import prepare
-    from warehouse.db import writer
+    from warehouse.db import write_steps
 
     target = target_day(conf, logical_date, settings.timezone)
-    with writer(settings) as con:
+
+    def work(con: duckdb.DuckDBPyConnection) -> list[date]:
         prepare(con, settings)
-        days = days_to_recompute(con, target)
+        return days_to_recompute(con, target)
+
+    days = write_steps(settings, work, what="kpi plan")
     return {"target": target.isoformat(), "days": [d.isoformat() for d in days]}
 
 
 def compute(settings: Settings, plan: Plan, reason: str) -> RunResult:
     """Step 2: recompute the plan's days in one range pass, consume dirty days, finalize."""
-    from transforms.daily import compute_range, finalize, mark_consumed
+    from transforms.daily import RunSummary, compute_range, finalize, mark_consumed
     from transforms.prepare import prepare_models
-    from warehouse.db import writer
+    from warehouse.db import write_steps
 
     first, last = date.fromisoformat(plan["days"][0]), date.fromisoformat(plan["days"][-1])
-    with writer(settings) as con:
+
+    def work(con: duckdb.DuckDBPyConnection) -> RunSummary:
+        # On a lake one transaction, redone whole on a conflict (write_steps): the summary
+        # below is always that of the attempt that committed.
         started = datetime.now().astimezone()
         prepare_models(con)  # over the reference tables the plan step loaded
-        s = compute_range(con, first, last, reason, settings=settings, prepared=True)
+        summary = compute_range(con, first, last, reason, settings=settings, prepared=True)
         mark_consumed(con, first, last, started)
-        finalize(con, s.as_of_date)
+        finalize(con, summary.as_of_date)
+        return summary
+
+    s = write_steps(settings, work, what="kpi compute")
     return {
         "run_id": s.run_id,
         "reason": reason,

@@ -11,11 +11,13 @@ The reference tables are loaded once per run (``prepare``), then every feed runs
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -23,12 +25,14 @@ import duckdb
 from common.settings import Settings, get_settings
 from common.sql import transaction
 from transforms import SQL, scalar
-from transforms.prepare import prepare
+from transforms.prepare import prepare, prepare_models
 from transforms.registry import KPIS
 from transforms.status import lookback_days as configured_lookback
 from transforms.waterlogging import ongoing_event_days
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 PACK_MODELS = ("pack_aqi", "pack_air_station", "pack_water", "pack_waterlogging", "pack_traffic")
 
@@ -169,7 +173,8 @@ def compute_day(
     (their month/year-to-date values depend on the earlier days).
     """
     settings = target if isinstance(target, Settings) else get_settings()
-    with _connection(target) as con:
+
+    def work(con: duckdb.DuckDBPyConnection) -> RunSummary:
         started = datetime.now().astimezone()
         prepare(con, settings)
         days = days_to_recompute(con, local_date, lookback_days)
@@ -180,6 +185,9 @@ def compute_day(
         finalize(con, summary.as_of_date)
         summary.days = days
         return summary
+
+    with _units(target) as units:
+        return units.run(work)
 
 
 def backfill(
@@ -196,44 +204,77 @@ def backfill(
         raise ValueError(f"empty range {start}..{end}")
     settings = target if isinstance(target, Settings) else get_settings()
     out: list[RunSummary] = []
-    with _connection(target) as con:
-        started = datetime.now().astimezone()
-        prepare(con, settings)
-        cur = start
-        while cur <= end:
-            chunk_end = min(end, cur + timedelta(days=chunk_days - 1))
+    with _units(target) as units:
+
+        def chunk(con: duckdb.DuckDBPyConnection, first: date, last: date) -> RunSummary:
+            if units.fresh:
+                prepare_models(con)  # a new connection: the status macros
             # Later chunks recompute the later days: only the last one extends to year end.
-            summary = compute_range(
+            return compute_range(
                 con,
-                cur,
-                chunk_end,
+                first,
+                last,
                 reason,
                 as_of=as_of,
-                extend=chunk_end == end,
+                extend=last == end,
                 settings=settings,
                 prepared=True,
             )
+
+        started = datetime.now().astimezone()
+        units.run(lambda con: prepare(con, settings))
+        cur = start
+        while cur <= end:
+            chunk_end = min(end, cur + timedelta(days=chunk_days - 1))
+            summary = units.run(functools.partial(chunk, first=cur, last=chunk_end))
             out.append(summary)
             if progress is not None:
                 progress(cur, chunk_end, summary)
             cur = chunk_end + timedelta(days=1)
-        mark_consumed(con, start, end, started)
-        finalize(con, (as_of or started).astimezone(ZoneInfo(settings.timezone)).date())
+
+        def close(con: duckdb.DuckDBPyConnection) -> None:
+            mark_consumed(con, start, end, started)
+            finalize(con, (as_of or started).astimezone(ZoneInfo(settings.timezone)).date())
+
+        units.run(close)
     return out
 
 
+class _Units:
+    """Runs the units of work of a KPI run, in order (see :func:`_units`)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection | None, settings: Settings | None) -> None:
+        self._con = con
+        self._settings = settings
+        # each unit on a fresh connection (a lake), so temp macros must be made again
+        self.fresh = con is None
+
+    def run(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        if self._con is not None:
+            return work(self._con)
+        from warehouse.db import write_steps
+
+        assert self._settings is not None
+        return write_steps(self._settings, work, what="kpi run")
+
+
 @contextlib.contextmanager
-def _connection(
-    target: Settings | duckdb.DuckDBPyConnection,
-) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection given, or the warehouse writer (lock + migrations) from settings."""
+def _units(target: Settings | duckdb.DuckDBPyConnection) -> Iterator[_Units]:
+    """How a KPI run's units of work run. On a connection given, or on the single file under
+    one writer (lock and migrations) held throughout, in turn on that connection, each step
+    committing on its own. On a lake each unit is one transaction on a fresh writer, redone
+    whole when its commit conflicts (``warehouse.db.write_steps``): a backfill's chunks commit
+    one by one, so a conflict redoes one chunk, never the whole backfill."""
     if isinstance(target, duckdb.DuckDBPyConnection):
-        yield target
+        yield _Units(target, None)
+        return
+    if target.warehouse_target.is_lake:
+        yield _Units(None, target)
         return
     from warehouse.db import writer
 
     with writer(target) as con:
-        yield con
+        yield _Units(con, None)
 
 
 def _last_packed_day(con: duckdb.DuckDBPyConnection, end: date) -> date:

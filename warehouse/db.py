@@ -382,6 +382,16 @@ def writer(settings: Settings, migrate: bool = True) -> Iterator[duckdb.DuckDBPy
             con.close()
 
 
+def writer_slots(settings: Settings) -> int:
+    """Slots of the Airflow pool the writing tasks share (``citypipe_duckdb``, dags/): one on
+    the single file (DuckDB admits one writer process; more slots would only queue on the
+    lock), several on a lake (``settings.warehouse_writer_slots``): loads of different feeds
+    then run at once, and conflicting commits are redone (:func:`write`)."""
+    if not settings.warehouse_target.is_lake:
+        return 1
+    return max(1, settings.warehouse_writer_slots)
+
+
 def _migrate_all(settings: Settings, con: duckdb.DuckDBPyConnection) -> None:
     from common.migrate import migrate as _migrate
     from warehouse import MIGRATIONS_DIR
@@ -418,7 +428,12 @@ def is_retryable(exc: BaseException) -> bool:
 
 def retrying(settings: Settings, work: Callable[[], T], *, what: str = "write") -> T:
     """Run ``work`` again after a retryable lake error, with exponential backoff and jitter,
-    up to ``settings.warehouse_write_retries`` times. ``work`` must be a whole transaction."""
+    up to ``settings.warehouse_write_retries`` times. ``work`` must be a whole unit: it opens
+    its own connection and leaves nothing behind when it fails (no counters bumped, no files
+    moved before its commit), so redoing it cannot count anything twice. The single file runs
+    ``work`` once: its writers queue on the lock and never conflict."""
+    if not settings.warehouse_target.is_lake:
+        return work()
     attempts = max(1, settings.warehouse_write_retries + 1)
     for attempt in range(1, attempts + 1):
         try:
@@ -432,7 +447,9 @@ def retrying(settings: Settings, work: Callable[[], T], *, what: str = "write") 
     raise AssertionError("unreachable")
 
 
-def write(settings: Settings, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+def write(
+    settings: Settings, work: Callable[[duckdb.DuckDBPyConnection], T], *, what: str = "write"
+) -> T:
     """Run ``work(con)`` as one transaction on a writer connection, redone from the start on a
     retryable conflict (a fresh connection, so it re-reads the ledger). The way to write."""
 
@@ -440,4 +457,23 @@ def write(settings: Settings, work: Callable[[duckdb.DuckDBPyConnection], T]) ->
         with writer(settings) as con, transaction(con):
             return work(con)
 
-    return retrying(settings, attempt)
+    return retrying(settings, attempt, what=what)
+
+
+def write_steps(
+    settings: Settings, work: Callable[[duckdb.DuckDBPyConnection], T], *, what: str = "write"
+) -> T:
+    """Run ``work(con)``, a unit made of steps that commit on their own (the KPI run), on a
+    writer connection. On a lake it is ONE transaction (the steps' transactions join it),
+    redone whole on a conflict: readers never see half a KPI run, and a redo never finds an
+    earlier attempt's steps committed. The single file keeps its steps' own commits: the lock
+    keeps readers out meanwhile and nothing conflicts."""
+
+    def attempt() -> T:
+        with writer(settings) as con:
+            if not settings.warehouse_target.is_lake:
+                return work(con)
+            with transaction(con):
+                return work(con)
+
+    return retrying(settings, attempt, what=what)

@@ -52,9 +52,30 @@ def dim_site_table(catalogue: Catalogue) -> pa.Table:
     return pa.table(cols)
 
 
+def _is_current(con: duckdb.DuckDBPyConnection, table: pa.Table) -> bool:
+    """Whether core.dim_site already holds exactly these sites."""
+    stored = SQL.relation(con, "core/select_dim_site.sql").to_arrow_table()
+    if stored.num_rows != table.num_rows:
+        return False
+    try:
+        return bool(stored.select(table.column_names).cast(table.schema).equals(table))
+    except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False  # a column added or retyped since: replace
+
+
 def load_dim_site(con: duckdb.DuckDBPyConnection, settings: Settings) -> int:
-    """Replace core.dim_site from the catalogue (idempotent); caller owns the transaction."""
+    """Replace core.dim_site from the catalogue when it differs (idempotent); caller owns the
+    transaction.
+
+    Every load and dq run calls this. Rewriting an unchanged dimension would make any two of
+    them conflict on a lake (both delete from its one data file), so it is only read then. A
+    replacement updates the claim row ``meta.claim_dim_site``: two writers that both find it
+    out of date (or empty, where the delete touches no file) conflict instead of both
+    inserting every site."""
     table = dim_site_table(load_catalogue(settings.reference_dir, settings.city))
+    if _is_current(con, table):
+        return int(table.num_rows)
+    SQL.run(con, "core/update_dim_site_claim.sql")
     con.register("dim_site_rows", table)
     try:
         SQL.run(con, "core/replace_dim_site.sql")

@@ -183,5 +183,4 @@ def set_aside_unreadable(
             log.warning("unreadable file %s moved to %s", f.path, dest)
             moved.append(replace(f, path=str(dest)))
     if moved:
-        with db.writer(settings) as con:
-            remember_paths(con, moved, kind, params)
+        db.write(settings, lambda con: remember_paths(con, moved, kind, params), what="set aside")

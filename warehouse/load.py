@@ -15,7 +15,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from common.settings import Settings
-from common.sql import transaction
 from warehouse import SQL, db
 from warehouse.batch import ValidationRecord
 from warehouse.dims import load_dim_site
@@ -74,7 +73,11 @@ def load_feed_batch(
     """Load one validated feed batch in ONE transaction: core rows, flags, dq rows, ledger.
 
     Files whose checksum is already in the ledger are dropped first, so a rerun loads nothing
-    twice. ``fail_before_commit`` exists for the interruption test.
+    twice. On a lake the transaction also updates the feed's claim row: a load of the same feed
+    committed meanwhile makes it conflict, and it is redone whole on a fresh connection
+    (``db.write``), re-reading the ledger. Everything it returns comes from the attempt that
+    committed; files move only after the commit. ``fail_before_commit`` exists for the
+    interruption test.
     """
     files = [BatchFile(**f) for f in record["files"]]
     params: dict[str, Any] = {
@@ -83,7 +86,9 @@ def load_feed_batch(
         "validation_run_id": record["validation_run_id"],
         "loaded_at": datetime.now(UTC),
     }
-    with db.writer(settings) as con, transaction(con):
+
+    def work(con: duckdb.DuckDBPyConnection) -> tuple[LoadResult, list[BatchFile]]:
+        SQL.run(con, "meta/update_load_claim.sql", params, feed=feed)
         load_dim_site(con, settings)
         known = known_checksums(con, [f.sha256 for f in files])
         fresh = [f for f in files if f.sha256 not in known]
@@ -91,17 +96,20 @@ def load_feed_batch(
             # Remember the paths, so copies of loaded files are not rediscovered forever.
             remember_paths(con, files, "landing", params)
             log.info("%s: every file of the batch was loaded before; nothing to do", feed)
-            return LoadResult(counts=no_counts(), changed_dates=[], loaded=False)
+            return LoadResult(counts=no_counts(), changed_dates=[], loaded=False), []
+        rows, row_flags = batch, flags  # an attempt never changes the caller's batch
         if known:
-            keep = pc.invert(pc.is_in(batch["source_sha256"], pa.array(sorted(known))))
-            batch = batch.filter(keep)
-            flags = flags.filter(pc.is_in(flags["row_id"], batch["row_id"].combine_chunks()))
-        counts = merge_batch(con, feed, batch, flags, params)
-        record_seq_anomalies(con, feed, batch, params)
+            keep = pc.invert(pc.is_in(rows["source_sha256"], pa.array(sorted(known))))
+            rows = rows.filter(keep)
+            row_flags = row_flags.filter(
+                pc.is_in(row_flags["row_id"], rows["row_id"].combine_chunks())
+            )
+        counts = merge_batch(con, feed, rows, row_flags, params)
+        record_seq_anomalies(con, feed, rows, params)
         # Copies of files already loaded are gone from the batch: bounded by what is left.
         rows_read = sum(f.rows for f in fresh)
         in_batch_revisions = min(
-            int(record.get("in_batch_revisions", 0)), rows_read - batch.num_rows
+            int(record.get("in_batch_revisions", 0)), rows_read - rows.num_rows
         )
         changed = [r[0] for r in SQL.run(con, "core/select_changed_dates.sql").fetchall()]
         bad_files = [f for f in fresh if f.error]
@@ -119,7 +127,7 @@ def load_feed_batch(
                 "flagged": counts["flagged"],
                 "partly_valid": counts["partly_valid"],
                 "duplicates_dropped": rows_read
-                - batch.num_rows
+                - rows.num_rows
                 - in_batch_revisions
                 + counts["duplicate"]
                 + counts["stale"],
@@ -133,8 +141,11 @@ def load_feed_batch(
         remember_paths(con, files, "landing", params)
         if fail_before_commit:
             raise InjectedFailure("injected failure after the inserts, before commit")
+        return LoadResult(counts=counts, changed_dates=changed, loaded=True), bad_files
+
+    result, bad_files = db.write(settings, work, what=f"load {feed}")
     set_aside_unreadable(settings, bad_files, settings.landing_dir, "landing", params)
-    return LoadResult(counts=counts, changed_dates=changed, loaded=True)
+    return result
 
 
 def merge_batch(

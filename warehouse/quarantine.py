@@ -12,7 +12,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from common.settings import Settings
-from common.sql import transaction
 from ingestion.schema import QUARANTINE_SCHEMA
 from warehouse import SQL, db
 from warehouse.ledger import (
@@ -122,8 +121,12 @@ def load_quarantine(settings: Settings, files: list[str], load_run_id: str) -> d
         tables.append(_dq_rows(t, raw))
         infos.append(BatchFile(raw, sha, size, mtime, t.num_rows))
     params: dict[str, Any] = {"load_run_id": load_run_id, "loaded_at": datetime.now(UTC)}
-    per_feed: dict[str, int] = {}
-    with db.writer(settings) as con, transaction(con):
+
+    def work(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+        # The claim makes an overlapping quarantine load conflict on a lake; the redo re-reads
+        # the ledger (db.write). The counts come from the attempt that committed.
+        SQL.run(con, "meta/update_quarantine_claim.sql", params)
+        per_feed: dict[str, int] = {}
         known = known_checksums(con, [f.sha256 for f in infos])
         fresh_paths = {f.path for f in infos if f.sha256 not in known}
         fresh = [f for f in infos if f.path in fresh_paths]
@@ -160,6 +163,9 @@ def load_quarantine(settings: Settings, files: list[str], load_run_id: str) -> d
         if fresh:
             record_loaded(con, fresh, "quarantine", None, params)
         remember_paths(con, infos, "quarantine", params)
+        return per_feed
+
+    per_feed = db.write(settings, work, what="load quarantine")
     unreadable = [f for f in infos if f.error]
     set_aside_unreadable(settings, unreadable, settings.quarantine_dir, "quarantine", params)
     return per_feed

@@ -18,6 +18,7 @@ from common.catalogue import FEEDS
 from common.settings import Settings
 from ingestion.schema import QUARANTINE_SCHEMA, landing_schema
 from warehouse import SQL
+from warehouse.db import is_retryable
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ def refresh_views(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
             source = _source(settings, directory, name, feed)
             SQL.run(con, sql, feed=feed, path=source)
         except (duckdb.Error, OSError) as exc:
+            if settings.warehouse_target.is_lake and is_retryable(exc):
+                raise  # a lake commit lost a race: the caller redoes the views (db.retrying)
             log.warning("staging.%s not refreshed: %s", name, exc)
 
 

@@ -1,0 +1,7 @@
+-- Claim the quarantine load for this transaction (migration 0011): an overlapping quarantine
+-- load then conflicts on a lake and is redone, re-reading the ledger.
+update meta.claim_load_quarantine
+set
+    claims = claims + 1,
+    claimed_by = $load_run_id,
+    claimed_at = $loaded_at;
