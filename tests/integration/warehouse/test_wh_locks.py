@@ -19,6 +19,10 @@ from common.settings import REPO_ROOT, Settings
 from transforms.cli import EXIT_LOCK_TIMEOUT
 from warehouse import db
 
+# The lock orders the single DuckDB file's writers and readers; a lake takes none
+# (test_wh_lake_concurrency.py covers readers and writers there).
+pytestmark = pytest.mark.backends("file")
+
 HOLD = r"""
 import sys, time
 from pathlib import Path
