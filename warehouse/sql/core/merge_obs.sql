@@ -117,17 +117,21 @@ where
     observed_at between $min_obs and $max_obs
     and rowid in (select p.stored_rowid from merge_plan as p where p.action = 'revision');
 
+-- the keys of those readings. An IN list, not a semi join: DuckDB 1.4 runs a semi join of the
+-- registered Arrow batch 250x slower (3.4 s against 0.013 s per 100 k rows; the whole load
+-- took 12x longer, bench_load)
+create or replace temp table batch_revised as
+select
+    b.site_id,
+    b.device_id,
+    case when list_contains($series_key, 'lane') then b.lane end as lane,
+    b.observed_at
+from batch_rows as b
+where b.row_id in (select p.row_id from merge_plan as p where p.action = 'revision');
+
 -- their flags; lane is null outside traffic on both sides
 delete from dq.flagged_readings as d
-using (
-    select
-        b.site_id,
-        b.device_id,
-        case when list_contains($series_key, 'lane') then b.lane end as lane,
-        b.observed_at
-    from batch_rows as b
-    semi join merge_plan as p on b.row_id = p.row_id and p.action = 'revision'
-) as r
+using batch_revised as r
 where
     d.feed = $feed
     and d.observed_at between $min_obs and $max_obs
@@ -153,5 +157,5 @@ select
     $validation_run_id as validation_run_id,
     $loaded_at as flagged_at
 from batch_flag_rows as f
-anti join merge_plan as p
-    on f.row_id = p.row_id and p.action in ('duplicate', 'stale');
+-- row_id is never null, so NOT IN is the anti join (as a join, DuckDB 1.4 took 0.8 s, now < 0.01)
+where f.row_id not in (select p.row_id from merge_plan as p where p.action in ('duplicate', 'stale'));
