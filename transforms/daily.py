@@ -233,6 +233,8 @@ def backfill(
             cur = chunk_end + timedelta(days=1)
 
         def close(con: duckdb.DuckDBPyConnection) -> None:
+            if units.fresh:
+                prepare_models(con)  # finalize's status rule is a temp macro of the connection
             mark_consumed(con, start, end, started)
             finalize(con, (as_of or started).astimezone(ZoneInfo(settings.timezone)).date())
 
