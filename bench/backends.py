@@ -42,6 +42,7 @@ def pg_database() -> Iterator[tuple[str | None, str]]:
     """Yield (URL of a fresh database of this bench run, "") or (None, why PostgreSQL is skipped)."""
     try:
         import psycopg
+        from psycopg.sql import SQL, Identifier  # DDL takes no bound names: quoted
     except ImportError as exc:  # a dev dependency
         yield None, f"psycopg is not installed ({exc})"
         return
@@ -54,14 +55,13 @@ def pg_database() -> Iterator[tuple[str | None, str]]:
         yield None, f"no PostgreSQL at {admin} (set CITYPIPE_BENCH_PG): {reason}"
         return
     with conn:
-        # The name is ours (pid), never user input, so formatting it into DDL is safe.
-        conn.execute(f'drop database if exists "{name}" with (force)')
-        conn.execute(f'create database "{name}"')
+        conn.execute(SQL("drop database if exists {} with (force)").format(Identifier(name)))
+        conn.execute(SQL("create database {}").format(Identifier(name)))
     try:
         yield f"postgres://{urlsplit(admin).netloc}/{name}", ""
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+            conn.execute(SQL("drop database if exists {} with (force)").format(Identifier(name)))
 
 
 def warehouse_url(kind: str, home: Path, pg_url: str | None) -> str:

@@ -57,6 +57,7 @@ def pg_database() -> Iterator[str]:
     """A PostgreSQL database of the test session's own, created here and dropped at the end;
     yields its URL without scheme-specific parts (``postgres://user@host:port/db``)."""
     import psycopg
+    from psycopg.sql import SQL, Identifier  # DDL takes no bound names: quoted
 
     admin = os.environ.get("CITYPIPE_TEST_PG", DEFAULT_PG)
     name = f"citypipe_test_{os.getpid()}"
@@ -69,15 +70,15 @@ def pg_database() -> Iterator[str]:
             )
         pytest.skip(f"no PostgreSQL at {admin} (set CITYPIPE_TEST_PG; CI requires it): {exc}")
     with conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
-        conn.execute(f'create database "{name}"')
+        conn.execute(SQL("drop database if exists {} with (force)").format(Identifier(name)))
+        conn.execute(SQL("create database {}").format(Identifier(name)))
     parts = urlsplit(admin)
     netloc = parts.netloc
     try:
         yield f"postgres://{netloc}/{name}"
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+            conn.execute(SQL("drop database if exists {} with (force)").format(Identifier(name)))
 
 
 def warehouse_url_for(kind: str, request: pytest.FixtureRequest) -> str | None:

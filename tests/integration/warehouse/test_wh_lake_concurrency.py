@@ -87,8 +87,8 @@ ok, failed, errors = 0, 0, []
 while not stop.exists():
     try:
         with db.reader(settings) as con:
-            for feed in ("air", "water"):
-                con.execute(f"select count(*), max(observed_at) from core.obs_{feed}").fetchall()
+            con.execute("select count(*), max(observed_at) from core.obs_air").fetchall()
+            con.execute("select count(*), max(observed_at) from core.obs_water").fetchall()
         read_pack(settings, day)  # what `citypipe kpis` reads
         ok += 1
         ready.touch()
