@@ -177,19 +177,16 @@ def exists(settings: Settings) -> bool:
         return target.path is not None and target.path.exists()
     with _LAKES_LOCK:
         # A lake this process has attached exists (a read-only attach needs the catalog).
-        if any(k[:3] == _lake_key(settings, target, False)[:3] for k in _LAKES):
+        attached = _lake_key(settings, target, False)[:3]
+        if any(k[:3] == attached for k in _LAKES):
             return True
     con = duckdb.connect(config=_config())
     try:
         password = settings.warehouse_password
         dsn = target.pg_dsn(password.get_secret_value() if password else None)
-        # The catalog's own tables exist once a lake was attached read-write.
         con.execute(f"ATTACH {literal(dsn)} AS pg (TYPE postgres, READ_ONLY)")
-        found = con.execute(
-            "select count(*) from pg.information_schema.tables"
-            " where table_name = 'ducklake_snapshot' and table_schema = ?",
-            [target.metadata_schema or "public"],
-        ).fetchone()
+        schema = target.metadata_schema or "public"
+        found = SQL.run(con, "session/count_lake_catalog.sql", {"schema": schema}).fetchone()
         return bool(found and found[0])
     finally:
         con.close()
