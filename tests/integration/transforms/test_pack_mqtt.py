@@ -1,0 +1,273 @@
+"""MQTT publication of the KPI pack through a real Mosquitto: the steps of citypipe_daily_kpis
+(plan, compute, publish_pack) on a real warehouse, then what a client that connects late gets
+retained under city/{city}/kpi/{kpi_id}/{dimension}, compared with `citypipe kpis --date D`."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from support.kpi_history import D, day_data
+
+from citypipe.cli import main
+from common.settings import Settings
+from simulator.broker import BrokerHandle
+from steps import kpis
+from transforms.pack_publisher import PublishError, status_path
+from warehouse import db
+
+PREV = D - timedelta(days=1)
+
+
+class Watcher:
+    """Subscribes to city/{city}/kpi/#: every message, and which ones came retained."""
+
+    def __init__(self, broker: BrokerHandle, city: str = "wushan") -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"watch-{time.monotonic_ns()}"
+        )
+        subscribed = threading.Event()
+        self.client.on_connect = lambda c, *a: c.subscribe(f"city/{city}/kpi/#", qos=1)
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+        assert subscribed.wait(10), "watcher could not subscribe"
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        with self.lock:
+            self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def retained_kpis(broker: BrokerHandle, wait_s: float = 1.0) -> dict[str, dict[str, Any]]:
+    """What a client connecting now gets retained under city/wushan/kpi/# (topic -> JSON)."""
+    w = Watcher(broker)
+    time.sleep(wait_s)
+    w.close()
+    return {t: json.loads(p) for t, p, r in w.messages if r and p}
+
+
+def run_kpis(settings: Settings, day: date) -> kpis.RunResult:
+    plan = kpis.plan(settings, {"date": day.isoformat()}, None)
+    return kpis.compute(settings, plan, f"test {day}")
+
+
+def cli_pack(day: date, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    capsys.readouterr()
+    assert main(["kpis", "--date", day.isoformat(), "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)["kpis"]
+
+
+@pytest.fixture
+def computed(wh, insert_obs, settings: Settings) -> kpis.RunResult:
+    """Two days computed by the DAG's own steps: PREV, then D (the newest)."""
+    day_data(insert_obs, PREV)
+    day_data(insert_obs, D)
+    wh.close()
+    run_kpis(settings, PREV)
+    return run_kpis(settings, D)
+
+
+@pytest.mark.backends("file", "sqlite")
+def test_a_late_subscriber_gets_the_newest_pack_as_citypipe_kpis_prints_it(
+    computed: kpis.RunResult,
+    settings: Settings,
+    mosquitto_broker: BrokerHandle,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    live = settings.model_copy(update={"mqtt_url": mosquitto_broker.url})
+    out = kpis.publish_pack(live, computed)
+    assert out["skipped"] is None and out["invalid"] == 0 and out["newest_day"] == D.isoformat()
+
+    expected = {
+        f"city/wushan/kpi/{k['kpi_id']}/{k['dimension']}": {**k, "local_date": D.isoformat()}
+        for k in cli_pack(D, capsys)
+    }
+    assert len(expected) >= 8
+    assert out["topics"] == out["published"] == len(expected)
+    got = retained_kpis(mosquitto_broker)  # connected after the publication: retained only
+    assert got == expected
+    county = got["city/wushan/kpi/water.class_ii_share/county"]
+    assert {"value", "unit", "target", "status", "coverage_pct", "computed_at"} <= set(county)
+    assert county["status"] in ("provisional", "final")
+
+    status = json.loads(status_path(settings).read_text())
+    assert status["ok"] is True and status["published"] == len(expected)
+    assert status["client_id"] == "citypipe-kpis-wushan"
+
+
+@pytest.mark.backends("file")
+def test_republishing_is_idempotent_and_a_restated_or_removed_value_converges(
+    computed: kpis.RunResult, settings: Settings, mosquitto_broker: BrokerHandle
+) -> None:
+    live = settings.model_copy(update={"mqtt_url": mosquitto_broker.url})
+    first = kpis.publish_pack(live, computed)
+    before = retained_kpis(mosquitto_broker)
+
+    # Again, with a live subscriber: nothing new goes out, the retained state is the same.
+    w = Watcher(mosquitto_broker)
+    time.sleep(0.5)
+    again = kpis.publish_pack(live, computed)
+    time.sleep(0.5)
+    w.close()
+    assert (again["published"], again["unchanged"], again["cleared"]) == (0, first["topics"], 0)
+    assert [m for m in w.messages if not m[2]] == []  # no live (non-retained) message
+    assert retained_kpis(mosquitto_broker) == before
+
+    # A pack row of the newest day changes (as a restatement would) and a dimension leaves
+    # the pack on every day (a site removed): one message updates, one topic is cleared.
+    changed = "city/wushan/kpi/water.class_ii_share/county"
+    gone = ("traffic.tpi", "county")
+    con = db.connect(settings)
+    try:
+        con.execute(
+            "update kpi.pack_values set value = 0.0, value_text = '0/1'"
+            " where kpi_id = 'water.class_ii_share' and dimension = 'county' and local_date = ?",
+            [D],
+        )
+        con.execute("delete from kpi.pack_values where kpi_id = ? and dimension = ?", list(gone))
+    finally:
+        con.close()
+    third = kpis.publish_pack(live, computed)
+    assert (third["published"], third["cleared"]) == (1, 1)
+    assert third["unchanged"] == first["topics"] - 2
+    after = retained_kpis(mosquitto_broker)
+    assert after[changed]["value"] == 0.0 and after[changed]["value_text"] == "0/1"
+    assert f"city/wushan/kpi/{gone[0]}/{gone[1]}" not in after
+    assert set(before) - set(after) == {f"city/wushan/kpi/{gone[0]}/{gone[1]}"}
+
+
+@pytest.mark.backends("file")
+def test_a_dimension_missing_on_the_newest_day_keeps_its_own_newest_day(
+    computed: kpis.RunResult, settings: Settings, mosquitto_broker: BrokerHandle
+) -> None:
+    con = db.connect(settings)
+    try:
+        con.execute(
+            "delete from kpi.pack_values where kpi_id = 'traffic.tpi' and local_date = ?", [D]
+        )
+        n = con.execute(
+            "select count(*) from kpi.pack_values where kpi_id = 'traffic.tpi' and local_date = ?",
+            [PREV],
+        ).fetchone()
+    finally:
+        con.close()
+    assert n is not None and n[0] > 0
+    kpis.publish_pack(settings.model_copy(update={"mqtt_url": mosquitto_broker.url}), computed)
+    got = retained_kpis(mosquitto_broker)
+    days = {p["local_date"] for t, p in got.items() if p["kpi_id"] == "traffic.tpi"}
+    assert days == {PREV.isoformat()}
+    assert got["city/wushan/kpi/water.class_ii_share/county"]["local_date"] == D.isoformat()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.backends("file")
+def test_a_broker_down_fails_loudly_and_the_retry_publishes(
+    computed: kpis.RunResult, settings: Settings, mosquitto_broker: BrokerHandle
+) -> None:
+    down = settings.model_copy(update={"mqtt_url": f"mqtt://127.0.0.1:{free_port()}"})
+    t0 = time.monotonic()
+    with pytest.raises(PublishError, match="cannot reach the broker"):
+        kpis.publish_pack(down, computed)
+    assert time.monotonic() - t0 < 10
+    status = json.loads(status_path(settings).read_text())
+    assert status["ok"] is False and "cannot reach the broker" in status["error"]
+    assert retained_kpis(mosquitto_broker, wait_s=0.5) == {}
+
+    # The retry (or the next run) on a broker that is up publishes everything.
+    out = kpis.publish_pack(
+        settings.model_copy(update={"mqtt_url": mosquitto_broker.url}), computed
+    )
+    assert out["published"] == out["topics"] > 0
+    assert json.loads(status_path(settings).read_text())["ok"] is True
+    assert len(retained_kpis(mosquitto_broker)) == out["topics"]
+
+
+@pytest.mark.backends("file")
+def test_no_broker_configured_publishes_nothing_and_says_so(
+    computed: kpis.RunResult, settings: Settings
+) -> None:
+    assert settings.mqtt_url is None
+    out = kpis.publish_pack(settings, computed)
+    assert out["published"] == 0 and out["skipped"] and "CITYPIPE_MQTT_URL" in out["skipped"]
+    status = json.loads(status_path(settings).read_text())
+    assert status["ok"] is True and status["skipped"] == out["skipped"]
+
+
+@pytest.mark.backends("file")
+def test_an_empty_pack_clears_nothing(
+    wh, settings: Settings, mosquitto_broker: BrokerHandle
+) -> None:
+    # A warehouse with no KPI run yet (or the wrong one) must not wipe what the broker retains.
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    wh.close()
+    topic = "city/wushan/kpi/air.aqi/county"
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="earlier-publisher")
+    client.connect(mosquitto_broker.host, mosquitto_broker.port)
+    client.loop_start()
+    client.publish(topic, b'{"value": 42}', qos=1, retain=True).wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+    live = settings.model_copy(update={"mqtt_url": mosquitto_broker.url})
+    out = kpis.publish_pack(live, {"run_id": "r"})  # type: ignore[typeddict-item]
+    assert out["skipped"] and "empty" in out["skipped"] and out["published"] == 0
+    assert retained_kpis(mosquitto_broker) == {topic: {"value": 42}}
+
+
+DAG_SHAPE = r"""
+import json, os
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+dag = bag.dags["citypipe_daily_kpis"]
+t = dag.get_task("publish_pack")
+print("RESULT" + json.dumps({
+    "errors": {k: str(v) for k, v in bag.import_errors.items()},
+    "upstream": sorted(t.upstream_task_ids), "retries": t.retries, "pool": t.pool,
+    "callback": bool(t.on_failure_callback), "backoff": float(t.retry_exponential_backoff),
+}))
+"""
+
+
+@pytest.mark.backends("file")  # imports the DAG only
+def test_the_dag_publishes_after_compute_with_retries(settings: Settings) -> None:
+    from citypipe.rundag import airflow_env
+
+    env = airflow_env(settings)
+    proc = subprocess.run(
+        [sys.executable, "-c", DAG_SHAPE],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")), None)
+    assert line, proc.stderr[-3000:]
+    out = json.loads(line.removeprefix("RESULT"))
+    assert out["errors"] == {}
+    assert out["upstream"] == ["compute"]
+    assert out["retries"] >= 3 and out["backoff"] > 0 and out["callback"]
+    assert out["pool"] != "citypipe_duckdb"  # it only reads
