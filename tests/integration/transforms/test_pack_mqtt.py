@@ -271,3 +271,29 @@ def test_the_dag_publishes_after_compute_with_retries(settings: Settings) -> Non
     assert out["upstream"] == ["compute"]
     assert out["retries"] >= 3 and out["backoff"] > 0 and out["callback"]
     assert out["pool"] != "citypipe_duckdb"  # it only reads
+
+
+@pytest.mark.slow
+@pytest.mark.backends("file")
+def test_the_dag_run_publishes_the_pack(
+    wh,
+    insert_obs,
+    settings: Settings,
+    mosquitto_broker: BrokerHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`citypipe run citypipe_daily_kpis --date D` (real dag.test): compute, then publish_pack."""
+    from citypipe.rundag import run_dag
+
+    day_data(insert_obs, D)
+    wh.close()
+    monkeypatch.setenv("CITYPIPE_MQTT_URL", mosquitto_broker.url)  # the runner's environment
+    assert run_dag(settings, "citypipe_daily_kpis", D) == 0
+    got = retained_kpis(mosquitto_broker)
+    expected = {
+        f"city/wushan/kpi/{k['kpi_id']}/{k['dimension']}": {**k, "local_date": D.isoformat()}
+        for k in cli_pack(D, capsys)
+    }
+    assert got == expected
+    assert json.loads(status_path(settings).read_text())["published"] == len(expected)
