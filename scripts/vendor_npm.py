@@ -31,7 +31,7 @@ LICENCE_NAMES = ("license", "licence", "notice", "copying")
 
 
 def _get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - https registry URL
+    with urllib.request.urlopen(url, timeout=60) as response:
         return bytes(response.read())
 
 
