@@ -27,7 +27,9 @@ from serving.keys import key_matches
 COOKIE = "citypipe_session"
 SESSION_S = 12 * 3600
 # Paths a browser needs before it has a session.
-PUBLIC_PATHS = frozenset({"/health", "/login", "/static/login.css"})
+PUBLIC_PATHS = frozenset(
+    {"/health", "/login", "/static/login.css", "/static/favicon.svg", "/favicon.ico"}
+)
 MAX_FORM_BYTES = 4096
 
 
@@ -111,6 +113,12 @@ def routes(ctx: ServeContext, keys: tuple[str, ...]) -> APIRouter:
             path="/",
         )
         return response
+
+    @router.get("/favicon.ico")
+    def favicon() -> Response:
+        # Browsers ask for it on every page; answering saves a 404 in every console.
+        icon = files("serving").joinpath("static/favicon.svg").read_bytes()
+        return Response(icon, media_type="image/svg+xml")
 
     @router.post("/logout")
     def logout() -> Response:

@@ -5,8 +5,10 @@ nothing else does (a wrong or tampered cookie, a key in the query string, an ope
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from support.browser import open_page, screenshot, sign_in
 from support.serving_helpers import API_KEY, serving
 
 from common.settings import Settings
@@ -68,3 +70,28 @@ def test_a_key_signs_a_browser_in_and_nothing_else_does(settings: Settings, tmp_
         for response in (anon.get("/health"), api, form):
             assert response.headers["x-content-type-options"] == "nosniff"
             assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+def test_the_sign_in_page_works_in_chromium_offline(
+    settings: Settings, tmp_path: Path, chromium: Any
+) -> None:
+    with serving(settings, tmp_path) as server:
+        context, page, watch = open_page(chromium, server.url)
+        try:
+            page.goto("/api/v1/sites")  # an API path in a browser: 401 JSON, no redirect
+            assert "API key" in page.content()
+            page.goto("/login?next=/api/v1/sites")
+            assert page.locator("html").get_attribute("lang") == "zh-CN"
+            screenshot(page, "login")
+            page.fill("#key", "not-the-key-0123456789")
+            page.click("button[type=submit]")
+            assert "密钥无效" in page.content()
+            sign_in(page, API_KEY, "/api/v1/sites")
+            assert '"site_id"' in page.content()
+            cookie = next(c for c in context.cookies() if c["name"] == COOKIE)
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+            # The failed sign-in answered 401: Chromium logs that as a console error.
+            watch.console_errors = [e for e in watch.console_errors if "401" not in e]
+            watch.assert_clean()
+        finally:
+            context.close()
