@@ -341,7 +341,7 @@ def serve(settings: Settings, host: str, port: int) -> int:
     print(f"  dashboard:     {base}/")
     print(f"  data quality:  {base}/quality")
     print(f"  API docs:      {base}/docs  (spec {base}/openapi.json, endpoints under /api/v1)")
-    print(f"  API key:       in {key_where}; send it as the X-API-Key header")
+    print(f"  API key:       in {key_where}; sign in with it (programs: X-API-Key header)")
     sys.stdout.flush()
     # uvicorn stops gracefully on SIGINT/SIGTERM and then raises the signal again: as a
     # KeyboardInterrupt for both, so that either ends here with exit 0.

@@ -4,6 +4,7 @@ exits 0 leaving no process behind. Real subprocesses, a real warehouse, real HTT
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import stat
@@ -177,5 +178,8 @@ def test_the_whole_demo_then_serving_it(settings: Settings) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "== KPIs for 2026-07-15" in done.stdout and "== restatements" in done.stdout
     assert "== serving" not in done.stdout  # --no-serve: exits at once
+    # Its KPI runs published the pack on the demo's broker (docs/serving.md, MQTT topics).
+    published = json.loads((home / "status" / "kpi_publish.json").read_text())
+    assert published["ok"] and published["skipped"] is None and published["topics"] > 0
     with demo(home, "--serve-only") as d:
         check_serving_and_interrupt(d)
