@@ -9,6 +9,8 @@ served, so sites built before this module (or by another GX version) work too:
 - each CDN asset the pages name becomes its copy vendored from npm at the same version
   (``/static/vendor/<package>@<version>/...``, scripts/vendor_npm.py);
 - GX's logo (whose URL carries the data context id) becomes the copy GX puts in the site;
+- the site's own static files are named from the site's root (GX gets the depth wrong);
+- GX's footers (its newsletter, its tutorials) are hidden;
 - any other reference to another host is removed (links to GX's website and newsletter, an
   asset a newer GX might add): a page never makes a request to another host.
 
@@ -19,7 +21,6 @@ with ``'unsafe-inline' 'unsafe-eval'`` for scripts, and still ``'self'`` only fo
 
 from __future__ import annotations
 
-import logging
 import mimetypes
 import re
 from pathlib import Path
@@ -30,8 +31,6 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 
 from common.settings import Settings
 from serving.context import ServeContext
-
-log = logging.getLogger(__name__)
 
 PREFIX = "/datadocs"
 # Where GX's file context (expectations/docs.py) renders its one site.
@@ -94,6 +93,9 @@ _CDN_RE = re.compile(
     "|".join(re.escape(url) for url, _ in _CDN) + r"(?=[\"'\s)>])"
 )  # the whole URL: "…/npm/vega@5" must not match "…/npm/vega@5.1/x.js"
 _GX_ASSETS_RE = re.compile(r"https?://great-expectations-web-assets\.[^\"'\s)<>]*")
+# The site's own assets are in static/ at its root; GX 1.24 names them relative to the page and
+# gets the depth of result pages wrong (../../../ from four folders down: a 404 favicon).
+_SITE_STATIC_RE = re.compile(r"([\"'(])(?:\./|(?:\.\./)+)static/")
 _FOREIGN = r"(?:https?:)?//[^\"'\s<>]*"
 # An attribute that would make the browser load or link another host: dropped whole.
 _FOREIGN_ATTR_RE = re.compile(
@@ -105,6 +107,11 @@ _FOREIGN_CSS_URL_RE = re.compile(
     r"url\(\s*([\"']?)(?:https?:)?//[^\"')]*\1\s*\)", re.IGNORECASE
 )  # CSS url(...) to another host: "none" (valid wherever an image is)
 _FOREIGN_IMPORT_RE = re.compile(r"@import\s+(?:url\()?\s*[\"']?(?:https?:)?//[^;]*;", re.I)
+
+# GX's two fixed footers (its newsletter; "check out one of these tutorials") only link to its
+# website, cover the last rows of a table and make no sense offline: hidden.
+HIDE_FOOTERS = "<style>footer { display: none !important; }</style>\n"
+_HEAD_END_RE = re.compile(r"</head\s*>", re.IGNORECASE)
 
 CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval';"
@@ -132,10 +139,13 @@ def result_url(docs_path: str) -> str:
     return f"{PREFIX}/{quote(rel, safe='/')}"
 
 
-def rewrite(text: str) -> str:
+def rewrite(text: str, *, html: bool = False) -> str:
     """HTML or CSS of a GX page with every URL to another host replaced or removed."""
+    if html:
+        text = _HEAD_END_RE.sub(lambda m: HIDE_FOOTERS + m.group(0), text, count=1)
     text = _CDN_RE.sub(lambda m: f"{VENDOR}/{CDN_ASSETS[m.group(0)]}", text)
     text = _GX_ASSETS_RE.sub(LOGO, text)
+    text = _SITE_STATIC_RE.sub(rf"\1{PREFIX}/static/", text)
     text = _FOREIGN_IMPORT_RE.sub("", text)
     text = _FOREIGN_CSS_URL_RE.sub("none", text)
     return _FOREIGN_ATTR_RE.sub("", text)
@@ -190,7 +200,8 @@ def routes(ctx: ServeContext) -> APIRouter:
                 text = found.read_text(encoding="utf-8", errors="replace")
             except OSError:
                 return JSONResponse({"error": "no such Data Docs file"}, 404, headers=HEADERS)
-            return Response(rewrite(text), media_type=TEXT_TYPES[suffix], headers=HEADERS)
+            body = rewrite(text, html=suffix == ".html")
+            return Response(body, media_type=TEXT_TYPES[suffix], headers=HEADERS)
         media = mimetypes.guess_type(found.name)[0] or "application/octet-stream"
         return FileResponse(found, media_type=media, headers=HEADERS)
 
