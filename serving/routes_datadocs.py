@@ -175,11 +175,12 @@ def resolve(root: Path, rel: str) -> Path | None:
 
 
 def routes(ctx: ServeContext) -> APIRouter:
-    router = APIRouter(prefix=PREFIX, tags=["quality"])
+    # Pages, not API: out of the OpenAPI spec, as the sign-in page is.
+    router = APIRouter(prefix=PREFIX, include_in_schema=False)
     root = site_dir(ctx.settings)
 
-    @router.get("", include_in_schema=False)
-    @router.get("/", include_in_schema=False)
+    @router.get("")
+    @router.get("/")
     def datadocs_home() -> RedirectResponse:
         return RedirectResponse(f"{PREFIX}/index.html", status_code=307, headers=HEADERS)
 
