@@ -11,14 +11,17 @@ before a later, allowed message from the same connection.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -329,3 +332,67 @@ def test_the_health_account_reads_the_broker_uptime_only(secured: SecuredBroker)
     assert health.publish(f"city/{CITY}/kpi/x") == NOT_AUTHORISED
     for c in (health, sensor):
         c.close()
+
+
+def air_reading(seq: int, observed: datetime) -> bytes:
+    doc = {
+        "schema": "air/v1",
+        "site_id": "WS-AIR-01",
+        "device_id": "AQM-0101",
+        "seq": seq,
+        "observed_at": observed.isoformat(),
+        "period_s": 60,
+        "values": {"pm25": 30.0, "pm10": 50.0, "so2": 7.0, "no2": 24.0, "co": 0.7, "o3": 61.0},
+    }
+    return json.dumps(doc).encode()
+
+
+def test_the_ingest_service_runs_as_compose_starts_it(
+    secured: SecuredBroker, tmp_path: Path
+) -> None:
+    """`citypipe ingest --shared` with a fixed client id, the ingest account and its password
+    from a file: it lands what its sensors publish and nothing a sensor may not publish."""
+    home = tmp_path / "home"
+    password_file = tmp_path / "mqtt_ingest_password"
+    password_file.write_text(secured.passwords[INGEST_ACCOUNT] + "\n")
+    env = {
+        **os.environ,
+        "CITYPIPE_HOME": str(home),
+        "CITYPIPE_CITY": CITY,
+        "CITYPIPE_MQTT_URL": f"mqtt://{secured.handle.host}:{secured.handle.port}",
+        "CITYPIPE_MQTT_USERNAME": INGEST_ACCOUNT,
+        "CITYPIPE_MQTT_PASSWORD_FILE": str(password_file),
+        "CITYPIPE_FLUSH_MAX_AGE_S": "0.3",
+    }
+    env.pop("CITYPIPE_MQTT_PASSWORD", None)
+    log = tmp_path / "ingest.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "citypipe.cli", "ingest", "--shared", "--until-idle", "4",
+             "--client-id", f"citypipe-ingest-{CITY}-1", "--status-interval", "0.2"],
+            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while "subscribed to" not in log.read_text() and time.monotonic() < deadline:
+                assert proc.poll() is None, log.read_text()
+                time.sleep(0.1)
+            sensor = connect(secured, "WS-AIR-01")
+            start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+            for seq in range(5):
+                payload = air_reading(seq, start + timedelta(minutes=seq))
+                assert sensor.publish(secured.sites["WS-AIR-01"], payload) == 0
+            # Another site's topic, with a payload that would be valid there: dropped by the broker.
+            assert sensor.publish(secured.sites["WS-AIR-02"], air_reading(9, start)) == 135
+            sensor.close()
+            assert proc.wait(timeout=60) == 0, log.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    text = log.read_text()
+    assert f"subscribed to $share/{SHARED_GROUP}/city/{CITY}/+/+" in text, text
+    status = json.loads((home / "status" / "ingest.json").read_text())
+    assert status["messages"]["received"] == 5 and status["messages"]["acked"] == 5, status
+    air = status["feeds"]["air"]
+    assert air["received"] == air["accepted"] == 5, status
