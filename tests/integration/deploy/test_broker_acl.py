@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -396,3 +397,46 @@ def test_the_ingest_service_runs_as_compose_starts_it(
     assert status["messages"]["received"] == 5 and status["messages"]["acked"] == 5, status
     air = status["feeds"]["air"]
     assert air["received"] == air["accepted"] == 5, status
+
+
+def test_sighup_reloads_a_rotated_password_and_a_new_sites_acl(
+    secured: SecuredBroker, tmp_path: Path
+) -> None:
+    """docs/operations.md: rebuild the password file (`broker-passwd`), regenerate the ACL, then
+    `kill -s HUP` the broker: the new password and the new site work, the old password not."""
+    secret_dir = tmp_path / "secrets"
+    old = secured.passwords[INGEST_ACCOUNT]
+    new = secrets.token_hex(16)
+    (secret_dir / "mqtt_ingest_password").write_text(new + "\n")
+    new_site, new_password = "WS-AIR-99", secrets.token_hex(16)
+    with open(secret_dir / "mqtt_sensor_accounts", "a") as fh:
+        fh.write(f"{new_site}:{new_password}\n")
+    subprocess.run(
+        ["sh", str(REPO_ROOT / "deploy/mosquitto/build-passwd.sh")],
+        env={**os.environ, "SECRETS": str(secret_dir), "OUT": str(tmp_path / "passwd")},
+        check=True,
+        capture_output=True,
+    )
+    new_topic = f"city/{CITY}/air/{new_site}"
+    with open(tmp_path / "acl", "a") as fh:
+        fh.write(f"user {new_site}\ntopic write {new_topic}\n")
+    before = connect(secured, new_site, new_password)
+    assert before.connack not in (None, 0), "the broker read the files before the HUP"
+    assert secured.handle.pid is not None
+    os.kill(secured.handle.pid, signal.SIGHUP)
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        sensor = connect(secured, new_site, new_password)
+        if sensor.connack == 0 or time.monotonic() > deadline:
+            break
+        sensor.close()
+        time.sleep(0.1)
+    assert sensor.connack == 0, "the new site's account was not loaded on SIGHUP"
+    assert connect(secured, INGEST_ACCOUNT, old).connack not in (None, 0), "old password works"
+    ingest = connect(secured, INGEST_ACCOUNT, new)
+    assert ingest.connack == 0
+    ingest.subscribe(f"city/{CITY}/+/+")
+    assert sensor.publish(new_topic, b"{}") == 0
+    assert ingest.wait(lambda: new_topic in ingest.topics())
+    for c in (before, sensor, ingest):
+        c.close()
