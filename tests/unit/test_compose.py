@@ -270,3 +270,16 @@ def test_the_lake_catalog_is_on_the_postgres_service() -> None:
 def test_shell_scripts_stop_on_the_first_error(script: str) -> None:
     text = (ROOT / script).read_text(encoding="utf-8")
     assert text.startswith("#!/bin/sh\n") and "\nset -eu\n" in text
+
+
+def test_the_image_runs_as_a_service_account_with_the_venv_on_path() -> None:
+    """Airflow's components start `airflow` subprocesses by name: the venv's bin must be on PATH;
+    and nothing in the stack needs root once the image is built."""
+    from test_dockerfile import dockerfile
+
+    steps = dockerfile()
+    users = [args for word, args in steps if word == "USER"]
+    assert users and users[-1] not in {"root", "0"}
+    env = " ".join(args for word, args in steps if word == "ENV")
+    assert 'PATH="/app/.venv/bin:$PATH"' in env
+    assert "CITYPIPE_HOME=/data" in env

@@ -107,11 +107,12 @@ def connect(
     *,
     client_id: str | None = None,
     persistent: bool = False,
+    v311: bool = False,
 ) -> Client:
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id or f"t-{secrets.token_hex(4)}",
-        protocol=mqtt.MQTTv5,
+        protocol=mqtt.MQTTv311 if v311 else mqtt.MQTTv5,
     )
     wrapper = Client(client)
     if username is not None:
@@ -130,12 +131,15 @@ def connect(
 
     client.on_connect = on_connect
     client.on_message = on_message
-    props = Properties(PacketTypes.CONNECT)
-    if persistent:
-        props.SessionExpiryInterval = 300
-    client.connect(
-        broker.handle.host, broker.handle.port, clean_start=not persistent, properties=props
-    )
+    if v311:
+        client.connect(broker.handle.host, broker.handle.port)
+    else:
+        props = Properties(PacketTypes.CONNECT)
+        if persistent:
+            props.SessionExpiryInterval = 300
+        client.connect(
+            broker.handle.host, broker.handle.port, clean_start=not persistent, properties=props
+        )
     client.loop_start()
     assert connected.wait(WAIT_S), "no CONNACK"
     return wrapper
@@ -250,6 +254,30 @@ def test_a_sensor_publishes_only_to_its_own_site(secured: SecuredBroker) -> None
     assert [t for t in observer.topics() if not t.startswith("$SYS")] == [own]
     for c in (ingest, observer, sensor):
         c.close()
+
+
+def test_an_mqtt_311_sensor_is_held_to_its_topic_too(secured: SecuredBroker) -> None:
+    """MQTT 3.1.1 has no reason code in PUBACK: the broker acknowledges and drops."""
+    observer = connect(secured, OBSERVER)
+    observer.subscribe(f"city/{CITY}/#")
+    sensor = connect(secured, "WS-AIR-02", v311=True)
+    assert sensor.connack == 0
+    assert anonymous_refused_311(secured)
+    for topic in (secured.sites["WS-AIR-01"], f"city/{CITY}/kpi/aqi", f"city/{CITY}/alert/a/b"):
+        sensor.publish(topic)
+    own = secured.sites["WS-AIR-02"]
+    sensor.publish(own, b"marker")
+    assert observer.wait(lambda: own in observer.topics())
+    time.sleep(0.3)
+    assert observer.topics() == [own]
+    for c in (observer, sensor):
+        c.close()
+
+
+def anonymous_refused_311(secured: SecuredBroker) -> bool:
+    anonymous = connect(secured, None, v311=True)
+    anonymous.close()
+    return anonymous.connack not in (None, 0)
 
 
 def test_the_ingest_account_cannot_publish(secured: SecuredBroker) -> None:
