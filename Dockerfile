@@ -13,14 +13,12 @@ WORKDIR /app
 # Dependency layer: built from the lock alone, so a source change reuses the cached layer and
 # only a changed pyproject.toml or uv.lock reinstalls the dependencies.
 COPY pyproject.toml uv.lock ./
-RUN uv sync --frozen --no-dev --no-install-project
-# Airflow's metadata on PostgreSQL needs a driver the runtime dependencies do not carry (psycopg
-# is a dev dependency, for the tests' databases): the lock's version, pinned here.
-RUN uv pip install --python /app/.venv/bin/python "psycopg[binary]==3.3.9"
+# The `postgres` extra: Airflow's metadata on PostgreSQL needs a driver (psycopg, from the lock).
+RUN uv sync --frozen --no-dev --extra postgres --no-install-project
 
 # The project itself (what .dockerignore leaves: sources, dags/, reference/, deploy/, docs).
 COPY . .
-RUN uv sync --frozen --no-dev --inexact
+RUN uv sync --frozen --no-dev --extra postgres --inexact
 
 # Run as a service account, not root. /data is the data volume's mount point: a new named
 # volume takes this owner, and citypipe keeps it 0700 (docs/operations.md, permissions).
