@@ -60,6 +60,7 @@ class Published(TypedDict):
     invalid: int
     newest_day: str | None
     skipped: str | None
+    degraded: str | None
 
 
 class Restatement(TypedDict):
@@ -185,6 +186,7 @@ def publish_pack(settings: Settings, result: RunResult) -> Published:
         "invalid": len(r.invalid),
         "newest_day": r.newest_day,
         "skipped": r.skipped,
+        "degraded": r.degraded,
     }
 
 

@@ -11,13 +11,18 @@ one is repaired by the next:
 
 1. the messages are built from the warehouse first (read-only);
 2. the publisher connects (``common.mqtt``: broker URL, user and password from settings, the
-   fixed client id ``citypipe-kpis-{city}``, a clean session: nothing is queued for it) and
-   reads what the broker retains under ``city/{city}/kpi/+/+``;
+   fixed client id ``citypipe-kpis-{city}``, a clean session: nothing is queued for it; MQTT 5,
+   whose PUBACK says when the broker refused a message, 3.1.1 when the broker only speaks that)
+   and reads what the broker retains under ``city/{city}/kpi/+/+``;
 3. it publishes each message whose retained payload differs (a rerun sends nothing new, so
    live subscribers see no duplicates), and clears with an empty retained message each topic
    whose (kpi_id, dimension) the pack no longer has on any day;
-4. it waits for every PUBACK; any missing is an error (the step fails, Airflow retries, and the
-   next run republishes whatever the broker still lacks).
+4. it waits for every PUBACK; one missing or refused (an ACL) is an error (the step fails,
+   Airflow retries, and the next run republishes whatever the broker still lacks).
+
+An account allowed to write but not to read ``city/{city}/kpi/#`` still publishes (Mosquitto
+then grants the subscription and delivers nothing): every message is sent each time, and
+rows that left the pack are not cleared. Grant it ``readwrite``.
 
 An empty pack (no KPI run yet, or a warehouse that is not the one the broker was fed from)
 publishes and clears nothing. Topic segments come from data, so each must be an id
@@ -38,7 +43,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from common.mqtt import make_client, parse_broker_url
+from common.mqtt import ProtocolVersion, make_client, parse_broker_url
 from common.settings import Settings
 
 if TYPE_CHECKING:
@@ -90,6 +95,7 @@ class PublishReport:
     invalid: list[str] = field(default_factory=list)  # rows left out: not an id
     newest_day: str | None = None
     skipped: str | None = None  # why nothing was attempted (no broker configured, empty pack)
+    degraded: str | None = None  # published, but without reading the broker's state first
     seconds: float = 0.0
 
 
@@ -198,19 +204,29 @@ def _publish(settings: Settings, report: PublishReport, timeout_s: float) -> Non
         log.warning("%s", report.skipped)
         return
     password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-    session = _Session(broker, report.client_id or "", settings.mqtt_username, password)
     deadline = time.monotonic() + timeout_s
-    session.open(deadline)
+    session = _open_session(
+        broker, report.client_id or "", settings.mqtt_username, password, deadline
+    )
     try:
         retained = session.read_retained(topic_filter(settings.city), deadline)
+        if retained is None:
+            # Without read access the broker's state is unknown: everything is sent (the
+            # retained state is still the same after a rerun), and nothing can be cleared.
+            report.degraded = (
+                f"the broker refused to let {report.client_id} read {topic_filter(settings.city)}"
+                " (its ACL grants write only; grant readwrite): every message sent, rows that"
+                " left the pack not cleared"
+            )
+            log.warning("%s", report.degraded)
         pending = []
         for topic, payload in messages.items():
-            if retained.get(topic) == payload:
+            if retained is not None and retained.get(topic) == payload:
                 report.unchanged += 1
                 continue
             pending.append(session.publish(topic, payload))
             report.published += 1
-        for topic in sorted(set(retained) - set(messages)):
+        for topic in sorted(set(retained or ()) - set(messages)):
             pending.append(session.publish(topic, b""))  # an empty retained message clears
             report.cleared += 1
         session.wait_acked(pending, deadline)
@@ -242,16 +258,42 @@ def _write_status(settings: Settings, report: PublishReport, error: str | None) 
         log.exception("could not write %s", status_path(settings))
 
 
+def _open_session(
+    broker: Any, client_id: str, username: str | None, password: str | None, deadline: float
+) -> _Session:
+    """MQTT 5 (a PUBACK then says when the broker refused a message, e.g. an ACL; 3.1.1
+    acknowledges and drops it silently), 3.1.1 when the broker does not speak 5."""
+    session = _Session(broker, "5", client_id, username, password)
+    try:
+        session.open(deadline)
+    except _ProtocolRefused:
+        session = _Session(broker, "3.1.1", client_id, username, password)
+        session.open(deadline)
+    return session
+
+
+class _ProtocolRefused(PublishError):
+    """The broker does not accept this MQTT version."""
+
+
 class _Session:
     """One short MQTT connection of the publisher (paho's network loop in its thread)."""
 
     def __init__(
-        self, broker: Any, client_id: str, username: str | None, password: str | None
+        self,
+        broker: Any,
+        version: ProtocolVersion,
+        client_id: str,
+        username: str | None,
+        password: str | None,
     ) -> None:
         self.broker = broker
+        self.version = version
         self.client = make_client(
-            broker, "3.1.1", client_id=client_id, username=username, password=password
+            broker, version, client_id=client_id, username=username, password=password
         )
+        self._refusals: dict[int, str] = {}  # mid -> the PUBACK's failure reason (MQTT 5)
+        self.client.on_publish = self._on_publish
         self.client.max_queued_messages_set(0)
         self._connected = threading.Event()
         self._refused: str | None = None
@@ -261,7 +303,8 @@ class _Session:
         self._retained: dict[str, bytes] = {}
         self._last_message = 0.0
         self.client.on_connect = self._on_connect
-        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self._read_refused: str | None = None
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_unsubscribe = lambda *a: self._unsubscribed.set()
         self.client.on_message = self._on_message
 
@@ -269,6 +312,17 @@ class _Session:
         if getattr(reason, "is_failure", False):
             self._refused = str(reason)
         self._connected.set()
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: Any, reasons: Any, *rest: Any) -> None:
+        refused = [r for r in reasons if getattr(r, "is_failure", False)]
+        if refused:
+            self._read_refused = str(refused[0])
+        self._subscribed.set()
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, *rest: Any) -> None:
+        if getattr(reason, "is_failure", False):
+            with self._lock:
+                self._refusals[mid] = str(reason)
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         if msg.retain:  # only what the broker retained when we subscribed
@@ -288,13 +342,18 @@ class _Session:
             raise PublishError(f"no CONNACK from the broker at {where}")
         if self._refused is not None:
             self.close()
+            if self.version == "5" and "protocol" in self._refused.lower():
+                raise _ProtocolRefused(self._refused)
             raise PublishError(f"the broker at {where} refused the connection: {self._refused}")
 
-    def read_retained(self, topic_filter: str, deadline: float) -> dict[str, bytes]:
-        """What the broker retains under the filter now (topic -> payload, empty ones left out)."""
+    def read_retained(self, topic_filter: str, deadline: float) -> dict[str, bytes] | None:
+        """What the broker retains under the filter now (topic -> payload, empty ones left
+        out); None when the broker refuses to let us read it (an ACL granting write only)."""
         self.client.subscribe(topic_filter, qos=QOS)
         if not self._subscribed.wait(max(0.0, deadline - time.monotonic())):
             raise PublishError(f"no SUBACK for {topic_filter}")
+        if self._read_refused is not None:
+            return None
         self._last_message = time.monotonic()
         while time.monotonic() < deadline:
             with self._lock:
@@ -321,6 +380,13 @@ class _Session:
         missing = sum(1 for i in infos if not i.is_published())
         if missing:
             raise PublishError(f"{missing} of {len(infos)} messages not acknowledged in time")
+        with self._lock:
+            refused = [(i.mid, self._refusals[i.mid]) for i in infos if i.mid in self._refusals]
+        if refused:
+            raise PublishError(
+                f"the broker refused {len(refused)} of {len(infos)} messages"
+                f" ({refused[0][1]}; its ACL must let this account write city/{{city}}/kpi/#)"
+            )
 
     def close(self) -> None:
         self.client.disconnect()

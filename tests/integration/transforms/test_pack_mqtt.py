@@ -5,12 +5,15 @@ retained under city/{city}/kpi/{kpi_id}/{dimension}, compared with `citypipe kpi
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -297,3 +300,114 @@ def test_the_dag_run_publishes_the_pack(
     }
     assert got == expected
     assert json.loads(status_path(settings).read_text())["published"] == len(expected)
+
+
+@pytest.fixture
+def acl_broker(tmp_path: Path) -> Iterator[Callable[[str], BrokerHandle]]:
+    """A Mosquitto with passwords and the given ACL for the account `citypipe-serving`
+    (the deployment's KPI publisher account, deploy/mosquitto/acl) and a reader `observer`."""
+    import shutil
+
+    from simulator.broker import BrokerUnavailable, start_broker
+
+    passwd_bin = shutil.which("mosquitto_passwd")
+    if passwd_bin is None:
+        if os.environ.get("CITYPIPE_REQUIRE_MOSQUITTO") == "1":
+            pytest.fail("CITYPIPE_REQUIRE_MOSQUITTO=1 but mosquitto_passwd is unavailable")
+        pytest.skip("mosquitto_passwd unavailable (Debian: the mosquitto package)")
+    passwd = tmp_path / "passwd"
+    for user, pw in (("citypipe-serving", SERVING_PW), ("observer", OBSERVER_PW)):
+        flags = ["-b"] if passwd.exists() else ["-c", "-b"]
+        subprocess.run([passwd_bin, *flags, str(passwd), user, pw], check=True)
+    handles: list[BrokerHandle] = []
+
+    def start(acl_lines: str) -> BrokerHandle:
+        acl = tmp_path / f"acl{len(handles)}"
+        acl.write_text(f"user citypipe-serving\n{acl_lines}\nuser observer\ntopic read #\n")
+        try:
+            handle = start_broker(
+                tmp_path / f"broker{len(handles)}",
+                prefer="mosquitto",
+                extra_config={
+                    "allow_anonymous": "false",
+                    "password_file": str(passwd),
+                    "acl_file": str(acl),
+                },
+            )
+        except BrokerUnavailable as exc:
+            if os.environ.get("CITYPIPE_REQUIRE_MOSQUITTO") == "1":
+                pytest.fail(f"CITYPIPE_REQUIRE_MOSQUITTO=1 but mosquitto is unavailable: {exc}")
+            pytest.skip(f"mosquitto unavailable: {exc}")
+        handles.append(handle)
+        return handle
+
+    yield start
+    for h in handles:
+        h.stop()
+
+
+SERVING_PW = "serving-" + "0123456789abcdef"
+OBSERVER_PW = "observer-" + "0123456789abcdef"
+
+
+def observed(broker: BrokerHandle) -> dict[str, dict[str, Any]]:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    got: dict[str, dict[str, Any]] = {}
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"obs-{time.monotonic_ns()}")
+    c.username_pw_set("observer", OBSERVER_PW)
+    c.on_connect = lambda cl, *a: cl.subscribe("city/wushan/kpi/#", qos=1)
+    c.on_message = lambda cl, u, m: got.__setitem__(m.topic, json.loads(m.payload)) if m.payload else None  # fmt: skip
+    c.connect(broker.host, broker.port)
+    c.loop_start()
+    time.sleep(1.0)
+    c.disconnect()
+    c.loop_stop()
+    return got
+
+
+@pytest.mark.backends("file")
+def test_an_account_with_credentials_from_a_file_and_the_acl(
+    computed: kpis.RunResult, settings: Settings, acl_broker, tmp_path: Path
+) -> None:
+    password_file = tmp_path / "mqtt_serving_password"
+    password_file.write_text(SERVING_PW + "\n")
+    account = {"mqtt_username": "citypipe-serving", "mqtt_password": None}
+
+    def as_account(broker: BrokerHandle) -> Settings:
+        # The password only from *_FILE, as a deployment gives it (Settings reads the file).
+        s = Settings(
+            home=settings.home,
+            warehouse=settings.warehouse,
+            mqtt_url=broker.url,
+            mqtt_password_file=password_file,
+            **account,
+        )
+        assert s.mqtt_password is not None
+        return s
+
+    # readwrite: publishes, and a rerun finds everything in place.
+    rw = acl_broker("topic readwrite city/wushan/kpi/#")
+    first = kpis.publish_pack(as_account(rw), computed)
+    assert first["published"] == first["topics"] > 0 and first["degraded"] is None
+    assert len(observed(rw)) == first["topics"]
+    again = kpis.publish_pack(as_account(rw), computed)
+    assert again["unchanged"] == first["topics"] and again["published"] == 0
+
+    # write only (as deploy/mosquitto/acl ships it): still published, every message each time.
+    wo = acl_broker("topic write city/wushan/kpi/#")
+    kpis.publish_pack(as_account(wo), computed)
+    again = kpis.publish_pack(as_account(wo), computed)
+    assert again["published"] == again["topics"] and len(observed(wo)) == again["topics"]
+
+    # No write access to the KPI topics: the broker's refusal is an error, not a silent drop.
+    denied = acl_broker("topic readwrite city/wushan/alert/#")
+    with pytest.raises(PublishError, match=r"refused .* messages"):
+        kpis.publish_pack(as_account(denied), computed)
+    assert json.loads(status_path(settings).read_text())["ok"] is False
+
+    # A wrong password: refused at connect.
+    password_file.write_text("not-the-password-123\n")
+    with pytest.raises(PublishError, match="refused the connection"):
+        kpis.publish_pack(as_account(rw), computed)
