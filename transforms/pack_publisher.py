@@ -70,6 +70,8 @@ PAYLOAD_KEYS = (
 )
 QOS = 1
 KEEPALIVE_S = 30
+# A broker that does not speak MQTT 5 may not answer it at all: then 3.1.1 after this long.
+V5_CONNACK_S = 5.0
 # After the SUBACK the broker sends the retained messages at once; this much silence ends them.
 RETAINED_QUIET_S = 0.5
 
@@ -337,8 +339,13 @@ class _Session:
         except OSError as exc:
             raise PublishError(f"cannot reach the broker at {where}: {exc}") from exc
         self.client.loop_start()
-        if not self._connected.wait(max(0.0, deadline - time.monotonic())):
+        wait_s = deadline - time.monotonic()
+        if self.version == "5":  # a broker without MQTT 5 may just never answer (amqtt)
+            wait_s = min(wait_s, V5_CONNACK_S)
+        if not self._connected.wait(max(0.0, wait_s)):
             self.close()
+            if self.version == "5":
+                raise _ProtocolRefused(f"no CONNACK to MQTT 5 within {V5_CONNACK_S:g} s")
             raise PublishError(f"no CONNACK from the broker at {where}")
         if self._refused is not None:
             self.close()

@@ -411,3 +411,18 @@ def test_an_account_with_credentials_from_a_file_and_the_acl(
     password_file.write_text("not-the-password-123\n")
     with pytest.raises(PublishError, match="refused the connection"):
         kpis.publish_pack(as_account(rw), computed)
+
+
+@pytest.mark.backends("file")
+def test_a_broker_without_mqtt_5_gets_3_1_1(
+    computed: kpis.RunResult, settings: Settings, tmp_path: Path
+) -> None:
+    # The demo's fallback broker when mosquitto is not installed (amqtt) does not answer MQTT 5.
+    from simulator.broker import start_broker
+
+    with start_broker(tmp_path / "amqtt", prefer="amqtt") as handle:
+        assert handle.kind == "amqtt"
+        live = settings.model_copy(update={"mqtt_url": handle.url})
+        out = kpis.publish_pack(live, computed)
+        assert out["published"] == out["topics"] > 0
+        assert kpis.publish_pack(live, computed)["unchanged"] == out["topics"]
