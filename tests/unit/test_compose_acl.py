@@ -58,7 +58,7 @@ def test_each_site_publishes_to_its_own_topic_only(catalogue: Catalogue) -> None
     sensors_read = [f"read city/wushan/{feed}/+" for feed in FEEDS]
     assert acl.pop(INGEST_ACCOUNT) == sensors_read
     assert acl.pop(ALERTS_ACCOUNT) == [*sensors_read, "write city/wushan/alert/#"]
-    assert acl.pop(SERVING_ACCOUNT) == ["write city/wushan/kpi/#"]
+    assert acl.pop(SERVING_ACCOUNT) == ["readwrite city/wushan/kpi/#"]
     assert set(acl) == set(SERVICE_ACCOUNTS) - {INGEST_ACCOUNT, ALERTS_ACCOUNT, SERVING_ACCOUNT}
     assert all(
         not line.startswith(("write", "readwrite")) for lines in acl.values() for line in lines
