@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -25,13 +26,15 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from alerts.store import read_open, read_recent, store_path
 from common.catalogue import FEEDS, Catalogue, Site, load_catalogue
 from common.settings import Settings
-from serving import SQL
+from serving import SQL, session
+from serving.context import ServeContext
 from serving.keys import key_matches, load_keys, presented_key
 from serving.params import (
     MAX_HOURLY_RANGE_DAYS,
@@ -50,7 +53,7 @@ from transforms.registry import KPIS
 log = logging.getLogger(__name__)
 
 API_VERSION = "v1"
-PUBLIC_PATHS = frozenset({"/health"})
+STATIC_DIR = Path(__file__).parent / "static"
 LEVELS = ("county", "district", "site")
 WATER_PERIODS = ("day", "month", "year")
 FORMATS = ("json", "csv")
@@ -96,7 +99,10 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
     )
     app.state.source = src
 
-    app.add_middleware(RequireKey, keys=keys)
+    app.state.signer = session.Signer()
+    app.add_middleware(RequireKey, keys=keys, signer=app.state.signer)
+    # Page assets (no data in them; still behind the key or a session but the sign-in style).
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     _install_error_handlers(app)
 
@@ -143,6 +149,18 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
         return known(value, ids, "site_id", f"{feed + ' ' if feed else ''}site")
 
     api = APIRouter(prefix=f"/api/{API_VERSION}")
+    ctx = ServeContext(
+        settings=settings,
+        source=src,
+        catalogue=catalogue,
+        tz=tz,
+        rows=rows,
+        page=page,
+        lookup=lookup,
+        site_param=site_param,
+        today=today,
+    )
+    app.state.ctx = ctx
 
     @app.get("/health", tags=["service"])
     def health() -> dict[str, str]:
@@ -458,30 +476,92 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
         return {"since": since, "count": len(found), "alerts": found}
 
     app.include_router(api)
+    # Feature modules: each adds its routes from the context (serving/context.py).
+    app.include_router(session.routes(ctx, keys))
     return app
 
 
 class RequireKey:
-    """ASGI middleware: every HTTP path but /health needs a valid key (401 otherwise). Plain
-    ASGI rather than @app.middleware("http"), which costs a task and a stream per request."""
+    """ASGI middleware: every HTTP path but the public ones (/health, the sign-in page) needs a
+    valid key in a header, or a browser session cookie (serving/session.py); 401 otherwise, or
+    for a browser navigating to a page, a redirect to /login. Every response gets the security
+    headers. Plain ASGI rather than @app.middleware("http"), which costs a task and a stream
+    per request."""
 
-    def __init__(self, app: ASGIApp, keys: tuple[str, ...]) -> None:
+    def __init__(self, app: ASGIApp, keys: tuple[str, ...], signer: session.Signer) -> None:
         self.app = app
         self.keys = keys
+        self.signer = signer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in PUBLIC_PATHS:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] not in session.PUBLIC_PATHS and not self._allowed(scope):
             headers = Headers(scope=scope)
-            given = presented_key(headers.get("x-api-key"), headers.get("authorization"))
-            if not key_matches(given, self.keys):
+            page = scope["method"] == "GET" and "text/html" in headers.get("accept", "")
+            if page and not scope["path"].startswith("/api/"):
+                query = scope.get("query_string", b"").decode("latin-1")
+                response = session.login_redirect(scope["path"], query)
+            else:
                 response = JSONResponse(
                     {"error": "missing or invalid API key (X-API-Key or Authorization: Bearer)"},
                     status_code=401,
                     headers={"WWW-Authenticate": "Bearer"},
                 )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+            await _secured(response)(scope, receive, send)
+            return
+        await self.app(scope, receive, _secured_send(send))
+
+    def _allowed(self, scope: Scope) -> bool:
+        headers = Headers(scope=scope)
+        given = presented_key(headers.get("x-api-key"), headers.get("authorization"))
+        if given is not None:
+            return key_matches(given, self.keys)
+        return self.signer.valid(_cookie(headers.get("cookie", ""), session.COOKIE))
+
+
+# Sent with every response. Pages may set their own Content-Security-Policy (the GX Data Docs
+# need inline scripts); the default allows nothing but this server.
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';"
+        " img-src 'self' data:; connect-src 'self'; font-src 'self' data:;"
+        " frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+}
+
+
+def _secured(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def _secured_send(send: Send) -> Send:
+    async def wrapped(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            present = {k.lower() for k, _ in message.get("headers", [])}
+            extra = [
+                (k.encode("latin-1"), v.encode("latin-1"))
+                for k, v in SECURITY_HEADERS.items()
+                if k.encode("latin-1") not in present
+            ]
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return wrapped
+
+
+def _cookie(header: str, name: str) -> str | None:
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
 
 
 def _dimensions(

@@ -74,6 +74,7 @@ pytest_plugins = [
     "support.transforms_fixtures",
     "support.air_fixtures",
     "support.s3_fixtures",
+    "support.browser",
 ]
 
 # Tests live in tests/unit (in-process: no broker, no Airflow, no subprocess, no warehouse
@@ -90,6 +91,7 @@ INTEGRATION_FIXTURES = frozenset(
         "s3_server",
         "s3_bucket",
         "s3_settings",
+        "chromium",
     }
 )
 TESTS_ROOT = Path(__file__).resolve().parent

@@ -1,0 +1,129 @@
+"""Browser sessions for the pages (dashboard, quality report, API docs).
+
+A browser cannot send ``X-API-Key`` when it navigates, so a person signs in once at ``/login``
+with an API key and gets a session cookie: HttpOnly (scripts never see it), SameSite=Strict (no
+other site can make the browser use it), signed with a secret made when the server starts (a
+restart signs everyone out; nothing is stored). The key itself is never put in a cookie, a URL
+or the page. Programs keep using the header; a key in the query string is not accepted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import secrets
+import time
+from dataclasses import dataclass, field
+from importlib.resources import files
+from urllib.parse import parse_qs, quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from serving.context import ServeContext
+from serving.keys import key_matches
+
+COOKIE = "citypipe_session"
+SESSION_S = 12 * 3600
+# Paths a browser needs before it has a session.
+PUBLIC_PATHS = frozenset(
+    {"/health", "/login", "/static/login.css", "/static/favicon.svg", "/favicon.ico"}
+)
+MAX_FORM_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class Signer:
+    """Signs and checks session tokens ``<expiry>.<nonce>.<hmac>``."""
+
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+
+    def issue(self, now: float | None = None) -> str:
+        expiry = int((now if now is not None else time.time()) + SESSION_S)
+        body = f"{expiry}.{secrets.token_urlsafe(12)}"
+        return f"{body}.{self._mac(body)}"
+
+    def valid(self, token: str | None, now: float | None = None) -> bool:
+        if not token or len(token) > 200:
+            return False
+        body, _, mac = token.rpartition(".")
+        expiry_text = body.partition(".")[0]
+        if not expiry_text.isdigit() or not hmac.compare_digest(mac, self._mac(body)):
+            return False
+        return int(expiry_text) > (now if now is not None else time.time())
+
+    def _mac(self, body: str) -> str:
+        return hmac.new(self.secret, body.encode("ascii", "replace"), hashlib.sha256).hexdigest()
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: a path on this server only (no open redirect)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    if any(c in target for c in "\r\n\t") or len(target) > 500:
+        return "/"
+    return target
+
+
+def login_redirect(path: str, query: str) -> Response:
+    target = path + (f"?{query}" if query else "")
+    return RedirectResponse(f"/login?next={quote(safe_next(target), safe='/')}", status_code=303)
+
+
+def _page(next_path: str, failed: bool) -> str:
+    template = files("serving").joinpath("static/login.html").read_text(encoding="utf-8")
+    message = (
+        '<p class="error" role="alert"><span lang="zh">密钥无效。</span>'
+        ' <span lang="en">That key is not valid.</span></p>'
+        if failed
+        else ""
+    )
+    return template.replace("{{next}}", html.escape(next_path, quote=True)).replace(
+        "{{message}}", message
+    )
+
+
+def routes(ctx: ServeContext, keys: tuple[str, ...]) -> APIRouter:
+    """``GET /login`` (the form), ``POST /login`` (key -> cookie), ``POST /logout``."""
+    del ctx  # sessions need no data, only the keys and the signer on app.state
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/login")
+    def login_form(next: str | None = None) -> HTMLResponse:
+        return HTMLResponse(_page(safe_next(next), failed=False))
+
+    @router.post("/login")
+    async def login(request: Request) -> Response:
+        body = (await request.body())[:MAX_FORM_BYTES].decode("utf-8", "replace")
+        form = parse_qs(body, max_num_fields=4)
+        given = (form.get("key") or [""])[0].strip()
+        target = safe_next((form.get("next") or ["/"])[0])
+        if not key_matches(given or None, keys):
+            return HTMLResponse(_page(target, failed=True), status_code=401)
+        response = RedirectResponse(target, status_code=303)
+        signer: Signer = request.app.state.signer
+        response.set_cookie(
+            COOKIE,
+            signer.issue(),
+            max_age=SESSION_S,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
+        return response
+
+    @router.get("/favicon.ico")
+    def favicon() -> Response:
+        # Browsers ask for it on every page; answering saves a 404 in every console.
+        icon = files("serving").joinpath("static/favicon.svg").read_bytes()
+        return Response(icon, media_type="image/svg+xml")
+
+    @router.post("/logout")
+    def logout() -> Response:
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    return router
