@@ -92,7 +92,7 @@ def routes(ctx: ServeContext) -> APIRouter:
             **found,
         }
 
-    @router.get("/waterlogging")
+    @router.get("/waterlogging/current")
     def live_waterlogging(site_id: IdText = None) -> dict[str, Any]:
         """Each point's current depth and alert level, and the open day's events (with those
         still ongoing), as of the last intraday run: always provisional."""

@@ -65,7 +65,7 @@ def test_live_endpoints(settings: Settings, tmp_path: Path) -> None:
         assert tpi["status"] == "provisional" and tpi["count"] == 10
         assert all(r["status"] == "provisional" and r["tpi"] is not None for r in tpi["rows"])
 
-        wet = client.get("/api/v1/live/waterlogging").json()
+        wet = client.get("/api/v1/live/waterlogging/current").json()
         assert wet["status"] == "provisional" and wet["open_events"] == 1
         depth = next(d for d in wet["depths"] if d["site_id"] == WET_OPEN[0])
         assert depth["level_code"] == "closure" and depth["status"] == "provisional"
