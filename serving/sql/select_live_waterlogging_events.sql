@@ -20,4 +20,4 @@ from kpi.intraday_waterlogging_events
 where
     open_day = (select max(e.open_day) from kpi.intraday_waterlogging_events as e)
     and ($site_id is null or site_id = $site_id)
-order by event_end is not null, event_start desc, site_id;
+order by event_end is not null asc, event_start desc, site_id asc;
