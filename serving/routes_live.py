@@ -20,7 +20,7 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_ROWS, description="rows per page"
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
 DayText = Annotated[
     str | None,
-    Query(description="YYYY-MM-DD (local natural day); default: the open day of the last run"),
+    Query(description="YYYY-MM-DD (local day); default: the day of the last complete hour"),
 ]
 IdText = Annotated[str | None, Query(max_length=200)]
 
@@ -32,12 +32,13 @@ def routes(ctx: ServeContext) -> APIRouter:
         found = ctx.rows("select_live_open_day.sql", {})
         if found:
             return found[0]
-        return {"open_day": None, "data_until": None, "computed_at": None}
+        return {"open_day": None, "last_hour_day": None, "data_until": None, "computed_at": None}
 
     def day_param(day: str | None, run: dict[str, Any]) -> Any:
         if day is not None:
             return parse_date(day, "day")
-        return run["open_day"] or ctx.today()
+        # the day of the last complete hour: just after midnight, yesterday's last hours
+        return run["last_hour_day"] or ctx.today()
 
     def answer_status(found: list[dict[str, Any]]) -> str | None:
         statuses = {r["status"] for r in found}

@@ -112,6 +112,19 @@ def test_live_endpoints(settings: Settings, tmp_path: Path) -> None:
         assert good["counted_through"] == yesterday.isoformat()
         assert (good["valid_days_so_far"], good["open_day_counted"]) == (1, False)
 
+        # Just after midnight the open day has no complete hour yet: by default the API shows
+        # the day of the last complete hour (the day before), still provisional.
+        compute_intraday(settings, now=local(day + timedelta(days=1), 0, 5))
+        deadline = time.monotonic() + 60
+        while True:
+            late = client.get("/api/v1/live/air/hourly", params={"site_id": "county"}).json()
+            if late["last_run"]["open_day"] == (day + timedelta(days=1)).isoformat():
+                break
+            assert time.monotonic() < deadline, late
+            time.sleep(0.3)
+        assert late["day"] == day.isoformat() and late["status"] == "provisional"
+        assert late["count"] == 24 and late["last_run"]["last_hour_day"] == day.isoformat()
+
 
 def wait_for(client: Any, path: str, params: dict[str, str], status: str) -> dict[str, Any]:
     """The answer once the server reads the newest write (the file backend's snapshot is
