@@ -94,7 +94,7 @@ def test_a_second_city_gets_its_acl_from_its_catalogue_alone(tmp_path: Path) -> 
     acl = grants(render_acl(catalogue, str(folder)))
     assert acl["FJ-AIR-01"] == ["write city/fengjie/air/FJ-AIR-01"]
     assert acl["FJ-WLG-01"] == ["write city/fengjie/waterlogging/FJ-WLG-01"]
-    assert acl[SERVING_ACCOUNT] == ["write city/fengjie/kpi/#"]
+    assert acl[SERVING_ACCOUNT] == ["readwrite city/fengjie/kpi/#"]
     assert not any("wushan" in line for lines in acl.values() for line in lines)
 
 
