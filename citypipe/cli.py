@@ -26,6 +26,7 @@ COMMANDS = {
     "backfill": "transforms.cli",
     "warehouse": "citypipe.warehouse_cli",
     "serve": "serving.cli",
+    "up": "citypipe.up",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
