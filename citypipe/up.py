@@ -570,6 +570,7 @@ def _run(args: argparse.Namespace, settings: Settings, stack: Stack, t0: float) 
         print(f"citypipe up: airflow db migrate failed; see {migrate.log}", file=sys.stderr)
         return EXIT_FAILED
     stack.parts.remove(migrate)
+    log.info("airflow db migrate done after %.0f s", time.monotonic() - t0)
     slots = writer_pool_slots(settings)
     pool = stack.spawn(
         "airflow-pool",
@@ -582,9 +583,7 @@ def _run(args: argparse.Namespace, settings: Settings, stack: Stack, t0: float) 
         ),
         env,
     )
-    # The scheduler waits for the API server (see the loop below): a task it starts earlier
-    # cannot reach the execution API and fails its first try.
-    for name in ("dag-processor", "triggerer"):
+    for name in ("scheduler", "dag-processor", "triggerer"):
         stack.spawn(f"airflow-{name}", _airflow(name), env)
     stack.spawn(
         "airflow-api-server",
@@ -626,16 +625,12 @@ def _run(args: argparse.Namespace, settings: Settings, stack: Stack, t0: float) 
     dags: set[str] = set()
     import_errors: list[str] = []
     token: str | None = None
-    scheduler: Part | None = None
     while pending or not dags.issuperset(DAG_IDS):
         if stack.stopping.is_set():
             return 0
         dead = _dead_part(stack)
         if dead is not None:
             return dead
-        if scheduler is None and _http_json(af_base + "/api/v2/monitor/health") is not None:
-            scheduler = stack.spawn("airflow-scheduler", _airflow("scheduler"), env)
-            stack.write_state(state)
         for name in [n for n, ok in pending.items() if ok()]:
             del pending[name]
             log.info("%s healthy after %.0f s", name, time.monotonic() - t0)
