@@ -33,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -222,7 +223,7 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def session_processes(sids: set[int]) -> list[Any]:
+def session_processes(sids: AbstractSet[int]) -> list[Any]:
     """Live processes (psutil) in any of these sessions: a part and everything it started that
     did not start a session of its own (Airflow's task processes take only a process group)."""
     import psutil
@@ -622,10 +623,7 @@ def _run(args: argparse.Namespace, settings: Settings, stack: Stack, t0: float) 
     # Status files of an earlier run would pass the alerts check at once.
     (settings.status_dir / "alerts.json").unlink(missing_ok=True)
     deadline = time.monotonic() + args.timeout
-    dags: set[str] = set()
-    import_errors: list[str] = []
-    token: str | None = None
-    while pending or not dags.issuperset(DAG_IDS):
+    while pending:
         if stack.stopping.is_set():
             return 0
         dead = _dead_part(stack)
@@ -634,21 +632,9 @@ def _run(args: argparse.Namespace, settings: Settings, stack: Stack, t0: float) 
         for name in [n for n, ok in pending.items() if ok()]:
             del pending[name]
             log.info("%s healthy after %.0f s", name, time.monotonic() - t0)
-        if "Airflow" not in pending and user is not None:
-            token = token or airflow_token(af_base, user, read_airflow_password(pw_file, user))
-            if token:
-                dags, import_errors = registered_dags(af_base, token)
-                if import_errors:
-                    print("citypipe up: DAG import errors:\n" + "\n".join(import_errors))
-                    return EXIT_FAILED
-        elif "Airflow" not in pending:
-            dags = set(DAG_IDS)  # no login of ours to ask with: the health check must do
         if time.monotonic() > deadline:
-            waiting = sorted(pending) + (
-                ["the citypipe DAGs"] if not dags.issuperset(DAG_IDS) else []
-            )
             print(
-                f"citypipe up: not healthy after {args.timeout:g} s: {', '.join(waiting)};"
+                f"citypipe up: not healthy after {args.timeout:g} s: {', '.join(sorted(pending))};"
                 f" see the logs in {stack.paths.logs}",
                 file=sys.stderr,
             )
@@ -671,18 +657,39 @@ def _run(args: argparse.Namespace, settings: Settings, stack: Stack, t0: float) 
                 f"  API key      {key_where}",
                 f"  Airflow UI   {af_base}/",
                 f"  Airflow      {login}",
-                f"  DAGs         {', '.join(sorted(dags))} (unpaused, on their own schedules)",
+                f"  DAGs         {settings.dags_folder} (unpaused, on their own schedules)",
                 *(["  simulator    real time from today 00:00"] if args.simulate else []),
                 f"up in {elapsed:.0f} s; Ctrl-C stops everything",
             ]
         ),
         flush=True,
     )
+    # Then, while running: say once which DAGs Airflow has registered, or why not.
+    dags_said = user is None  # no login of ours to ask with
+    next_look = time.monotonic()
     while not stack.stopping.wait(1.0):
         dead = _dead_part(stack)
         if dead is not None:
             return dead
+        if not dags_said and time.monotonic() >= next_look and user is not None:
+            next_look = time.monotonic() + 5
+            dags_said = _report_dags(af_base, user, read_airflow_password(pw_file, user))
     return 0
+
+
+def _report_dags(base: str, user: str, password: str) -> bool:
+    """Print the registered citypipe DAGs, or the import errors; False while neither is known."""
+    token = airflow_token(base, user, password)
+    if token is None:
+        return False
+    dags, errors = registered_dags(base, token)
+    if errors:
+        print("citypipe up: DAG import errors:\n" + "\n".join(errors), file=sys.stderr, flush=True)
+        return True
+    if not dags.issuperset(DAG_IDS):
+        return False
+    print(f"citypipe up: DAGs registered: {', '.join(sorted(dags))}", flush=True)
+    return True
 
 
 def _dead_part(stack: Stack) -> int | None:
