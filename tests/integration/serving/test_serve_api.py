@@ -325,18 +325,24 @@ def test_reads_never_fail_while_a_load_and_a_kpi_run_write(
     failures: list[str] = []
     statuses: list[int] = []
     done = threading.Event()
-    writing = threading.Event()
-    during: list[int] = []  # reads that started and ended while the writers were at work
+    # Which writer is at work ("load", "kpi" or None); a read counts for a phase when it
+    # started and ended inside it.
+    phase: list[str | None] = [None]
+    during: dict[str, list[int]] = {"load": [], "kpi": []}
+    in_flight = [0, 0]  # now, most at once
+    lock = threading.Lock()
     writer_error: list[BaseException] = []
 
     def write() -> None:
-        writing.set()
         try:
+            phase[0] = "load"
             load(settings, "serve-concurrent")
+            phase[0] = "kpi"
             compute_day(settings, nxt)
         except BaseException as exc:  # reported below
             writer_error.append(exc)
         finally:
+            phase[0] = None
             done.set()
 
     endpoints = [
@@ -357,16 +363,22 @@ def test_reads_never_fail_while_a_load_and_a_kpi_run_write(
             while not done.is_set() or n < 20:
                 path, params = endpoints[(i + n) % len(endpoints)]
                 n += 1
-                overlapped = writing.is_set() and not done.is_set()
+                began = phase[0]
+                with lock:
+                    in_flight[0] += 1
+                    in_flight[1] = max(in_flight)
                 try:
                     r = api.get(path, params=params)
                     statuses.append(r.status_code)
-                    if overlapped and not done.is_set():
-                        during.append(r.status_code)
+                    if began is not None and phase[0] == began:
+                        during[began].append(r.status_code)
                     if r.status_code != 200:
                         failures.append(f"{path}: {r.status_code} {r.text[:300]}")
                 except httpx.HTTPError as exc:
                     failures.append(f"{path}: {exc!r}")
+                finally:
+                    with lock:
+                        in_flight[0] -= 1
 
         writer = threading.Thread(target=write)
         with ThreadPoolExecutor(32) as pool:
@@ -378,7 +390,13 @@ def test_reads_never_fail_while_a_load_and_a_kpi_run_write(
         writer.join()
         assert not writer_error, writer_error
         assert not failures, failures[:10]
-        assert len(during) >= 500, (len(during), len(statuses))
+        overlapped = {name: len(codes) for name, codes in during.items()}
+        print(
+            f"reads: {len(statuses)}, inside the load / KPI run: {overlapped}, {in_flight[1]} at once"
+        )
+        assert sum(overlapped.values()) >= 500, (overlapped, len(statuses))
+        assert min(overlapped.values()) >= 20, overlapped  # both writers were overlapped
+        assert in_flight[1] >= 16, in_flight  # concurrent reads, not one after another
 
         # The new day shows up once the writers are done (file: the next snapshot).
         deadline = time.monotonic() + 30
