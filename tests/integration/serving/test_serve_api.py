@@ -1,5 +1,7 @@
 """`citypipe serve` as a real uvicorn process over a warehouse built by the real load and KPI
-run, on the single DuckDB file (served from snapshots) and on DuckLake with a SQLite catalog."""
+run, on the single DuckDB file (served from snapshots) and on DuckLake with a SQLite catalog
+(the read and injection test also with a PostgreSQL catalog). The spec-driven contract test is
+test_serve_contract.py; these are the hand-written attacks and the read-during-write proof."""
 
 from __future__ import annotations
 
