@@ -1,0 +1,57 @@
+-- GX validation runs (one per feed batch) started on the local days $start_date..$end_date
+-- ($tz), newest first: outcome, statistics, the readings the run flagged (per expectation)
+-- and the stored Data Docs page (a file path under the site; the API turns it into a link).
+with runs as (
+    select * from dq.validation_runs
+),
+
+flagged as (
+    select * from dq.flagged_readings
+),
+
+flagged_by_expectation as (
+    select
+        validation_run_id, expectation,
+        count(distinct (site_id, device_id, lane, observed_at)) as readings
+    from flagged
+    where validation_run_id in (
+        select validation_run_id from runs
+        where
+            timezone($tz, started_at)::date between $start_date and $end_date
+            and ($feed is null or feed = $feed)
+    )
+    group by all
+),
+
+flagged_per_run as (
+    select
+        validation_run_id,
+        list({ 'expectation': expectation, 'readings': readings } order by expectation) as flagged
+    from flagged_by_expectation
+    group by all
+),
+
+flagged_readings_per_run as (
+    select validation_run_id, count(distinct (site_id, device_id, lane, observed_at)) as flagged_readings
+    from flagged
+    where validation_run_id in (select f.validation_run_id from flagged_per_run as f)
+    group by all
+)
+
+select
+    r.validation_run_id, r.load_run_id, r.feed, r.suite_name, r.suite_version,
+    r.started_at, r.ended_at, timezone($tz, r.started_at)::date as local_date,
+    r.rows, r.success, r.evaluated_expectations, r.successful_expectations,
+    r.unsuccessful_expectations, r.success_percent,
+    r.statistics_json::varchar as statistics_json,
+    coalesce(n.flagged_readings, 0) as flagged_readings,
+    coalesce(f.flagged, []) as flagged,
+    r.data_docs_url as data_docs_path
+from runs as r
+left join flagged_per_run as f using (validation_run_id)
+left join flagged_readings_per_run as n using (validation_run_id)
+where
+    timezone($tz, r.started_at)::date between $start_date and $end_date
+    and ($feed is null or r.feed = $feed)
+order by r.started_at desc, r.feed asc, r.validation_run_id asc
+limit $limit offset $offset;
