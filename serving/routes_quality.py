@@ -86,9 +86,6 @@ def routes(ctx: ServeContext) -> APIRouter:
         end: DateText = None,
         feed: IdText = None,
         site_id: IdText = None,
-        only_anomalies: Annotated[
-            bool, Query(description="only device-days with a gap, reset or repeat")
-        ] = False,
         format: FormatText = "json",
         limit: Limit = 1000,
         offset: Offset = 0,
@@ -106,7 +103,6 @@ def routes(ctx: ServeContext) -> APIRouter:
             "end_date": last,
             "feed": f,
             "site_id": site,
-            "only_anomalies": only_anomalies,
             "max_listed": MAX_LISTED_ANOMALIES,
         }
         result = ctx.page("select_seq_gaps.sql", params, limit, offset)
@@ -125,16 +121,16 @@ def routes(ctx: ServeContext) -> APIRouter:
         limit: Limit = 1000,
         offset: Offset = 0,
     ) -> dict[str, Any] | Response:
-        """GX validation runs started on the local days of the range, newest first: feed,
-        outcome, expectations evaluated and failed, statistics, readings flagged (in all and
-        per expectation) and `data_docs_url`, the run's Data Docs page on this server (null
-        until the site is built). Paged; `format=csv` gives a CSV download."""
+        """GX validation runs that validated readings of the local days of the range (the
+        batch's landing partitions: `local_dates`), newest first: feed, outcome, expectations
+        evaluated and failed, statistics, readings flagged (in all and per expectation) and
+        `data_docs_url`, the run's Data Docs page on this server (null until the site is
+        built). Paged; `format=csv` gives a CSV download."""
         first, last = date_range(start, end, today=ctx.today(), default_days=7)
         params = {
             "start_date": first,
             "end_date": last,
             "feed": choice(feed, FEEDS, "feed"),
-            "tz": ctx.settings.timezone,
         }
         fmt = choice(format, FORMATS, "format")
         result = ctx.page("select_validation_runs.sql", params, limit, offset)
@@ -145,6 +141,7 @@ def routes(ctx: ServeContext) -> APIRouter:
         if fmt == "csv":
             for row in result["rows"]:
                 row["statistics"] = json.dumps(row["statistics"], sort_keys=True)
+                row["local_dates"] = " ".join(d.isoformat() for d in row["local_dates"])
                 row["flagged"] = " ".join(
                     f"{x['expectation']}:{x['readings']}" for x in row["flagged"]
                 )

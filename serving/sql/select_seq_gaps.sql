@@ -101,6 +101,5 @@ select
     coalesce(a.anomaly_list[1:$max_listed], []) as anomaly_list
 from stored as s
 full outer join anomalies as a using (local_date, feed, site_id, device_id)
-where $only_anomalies is not true or a.local_date is not null
 order by local_date desc, feed asc, site_id asc, device_id asc
 limit $limit offset $offset;

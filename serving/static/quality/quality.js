@@ -32,7 +32,7 @@
       c_date: "日期", c_feed: "类型", c_site: "站点", c_device: "设备", c_expected: "应收", c_received: "收到",
       c_accepted: "有效", c_completeness: "完整率 %", c_valid: "有效率 %", c_flagged: "标记（规则：读数）",
       c_quarantined: "隔离（原因：消息）", c_silent: "无数据", c_flatlined: "数值僵直",
-      c_expectation: "规则", c_readings: "读数", c_site_days: "站点·日",
+      c_expectation: "规则", c_parameter: "污染物/参数", c_readings: "读数", c_site_days: "站点·日",
       c_expected_seq: "按序号应有", c_missing: "缺失", c_gaps: "缺口", c_resets: "复位", c_repeats: "重复",
       c_anomalies: "异常明细", c_started: "开始时间", c_run: "运行编号", c_success: "结果",
       c_expectations_failed: "未通过规则 / 总数", c_rows: "行数", c_flagged_readings: "标记读数",
@@ -61,7 +61,7 @@
       c_date: "Date", c_feed: "Feed", c_site: "Site", c_device: "Device", c_expected: "Expected", c_received: "Received",
       c_accepted: "Valid", c_completeness: "Completeness %", c_valid: "Valid %", c_flagged: "Flagged (expectation: readings)",
       c_quarantined: "Quarantined (reason: messages)", c_silent: "Silent", c_flatlined: "Flat-lined",
-      c_expectation: "Expectation", c_readings: "Readings", c_site_days: "Site-days",
+      c_expectation: "Expectation", c_parameter: "Pollutant / parameter", c_readings: "Readings", c_site_days: "Site-days",
       c_expected_seq: "Expected by seq", c_missing: "Missing", c_gaps: "Gaps", c_resets: "Resets", c_repeats: "Repeats",
       c_anomalies: "Anomalies", c_started: "Started", c_run: "Run id", c_success: "Outcome",
       c_expectations_failed: "Expectations failed / evaluated", c_rows: "Rows", c_flagged_readings: "Flagged readings",
@@ -235,13 +235,14 @@
       ["c_accepted", (r) => num(r.accepted_readings)],
       ["c_completeness", (r) => num(r.completeness_pct)],
       ["c_valid", (r) => num(r.valid_pct)],
-      ["c_flagged", (r) => listCell(r.flagged, "expectation", "readings")],
-      ["c_quarantined", (r) => listCell(r.quarantined, "reason", "messages")],
+      ["c_flagged", (r) => listCell(r.flagged, "expectation", "readings"), true],
+      ["c_quarantined", (r) => listCell(r.quarantined, "reason", "messages"), true],
       ["c_silent", (r) => flag(r.is_silent)],
       ["c_flatlined", (r) => flag(r.is_flatlined)],
     ],
     expectations: [
       ["c_expectation", (r) => r.expectation],
+      ["c_parameter", (r) => parameterOf(r.expectation)],
       ["c_readings", (r) => num(r.readings)],
       ["c_site_days", (r) => num(r.site_days)],
     ],
@@ -256,27 +257,27 @@
       ["c_gaps", (r) => num(r.gaps)],
       ["c_resets", (r) => num(r.resets)],
       ["c_repeats", (r) => num(r.repeats)],
-      ["c_anomalies", anomalyCell],
+      ["c_anomalies", anomalyCell, true],
     ],
     runs: [
       ["c_started", (r) => localTime(r.started_at)],
       ["c_feed", (r) => feedName(r.feed)],
-      ["c_run", (r) => r.validation_run_id],
+      ["c_run", (r) => r.validation_run_id, true],
       ["c_success", (r) => (r.success ? t("ok") : t("fail"))],
       ["c_expectations_failed", (r) => num(r.unsuccessful_expectations) + " / " + num(r.evaluated_expectations)],
       ["c_rows", (r) => num(r.rows)],
       ["c_flagged_readings", (r) => num(r.flagged_readings)],
-      ["c_flagged", (r) => listCell(r.flagged, "expectation", "readings")],
+      ["c_flagged", (r) => listCell(r.flagged, "expectation", "readings"), true],
       ["c_docs", docsCell],
     ],
     quarantined: [
       ["c_received_at", (r) => localTime(r.received_at)],
       ["c_feed", (r) => feedName(r.feed) || r.feed],
       ["c_site", (r) => r.site_id],
-      ["c_reason", (r) => r.reason],
-      ["c_detail", (r) => r.detail],
-      ["c_topic", (r) => r.topic],
-      ["c_payload", (r) => r.payload_excerpt],
+      ["c_reason", (r) => r.reason, true],
+      ["c_detail", (r) => r.detail, true],
+      ["c_topic", (r) => r.topic, true],
+      ["c_payload", (r) => r.payload_excerpt, true],
     ],
     flagged: [
       ["c_observed_at", (r) => localTime(r.observed_at)],
@@ -289,6 +290,30 @@
       ["c_scope", (r) => r.scope],
     ],
   };
+
+  // The parameter an expectation names (pm25_ugm3_in_range, flatline_no2_ugm3,
+  // pm25_not_above_pm10 ...), by the tokens of its name; "" when it names none (site_in_catalogue).
+  const PARAMETERS = {
+    pm25: "PM2.5", pm10: "PM10", so2: "SO₂", no2: "NO₂", co: "CO", o3: "O₃",
+    temp: { zh: "温度", en: "temperature" }, rh: { zh: "相对湿度", en: "humidity" },
+    wind: { zh: "风", en: "wind" }, pressure: { zh: "气压", en: "pressure" }, ph: "pH",
+    do: { zh: "溶解氧", en: "dissolved oxygen" }, codmn: { zh: "高锰酸盐指数", en: "CODMn" },
+    nh3n: { zh: "氨氮", en: "NH₃-N" }, tp: { zh: "总磷", en: "total phosphorus" },
+    tn: { zh: "总氮", en: "total nitrogen" }, conductivity: { zh: "电导率", en: "conductivity" },
+    turbidity: { zh: "浊度", en: "turbidity" }, depth: { zh: "积水深度", en: "depth" },
+    rain: { zh: "降雨", en: "rain" }, speed: { zh: "车速", en: "speed" },
+    volume: { zh: "流量", en: "volume" }, occupancy: { zh: "占有率", en: "occupancy" },
+  };
+
+  function parameterOf(expectation) {
+    const found = [];
+    for (const token of String(expectation).split(/[_:]/)) {
+      const p = Object.prototype.hasOwnProperty.call(PARAMETERS, token) ? PARAMETERS[token] : null;
+      const label = p === null ? null : typeof p === "string" ? p : p[lang];
+      if (label && !found.includes(label)) found.push(label);
+    }
+    return found.join(", ");
+  }
 
   function escapeHtml(s) {
     const map = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
@@ -339,9 +364,9 @@
     }
     for (const r of rows) {
       const tr = el("tr");
-      for (const [, get] of cols) {
+      for (const [, get, wrap] of cols) {
         const v = get(r);
-        const td = el("td");
+        const td = el("td", null, wrap ? "wrap" : "nw");
         if (v instanceof Node) td.appendChild(v);
         else td.textContent = v === null || v === undefined ? "" : String(v);
         tr.appendChild(td);
@@ -445,10 +470,12 @@
       box.style.height = "auto";
       return;
     }
-    const days = [...new Set(rows.map((r) => r.local_date))].sort();
-    const sites = [...new Set(rows.map((r) => r.site_id))].sort().reverse();
-    const data = rows.map((r) => [days.indexOf(r.local_date), sites.indexOf(r.site_id), Math.round(r.completeness_pct * 10) / 10]);
-    box.style.height = Math.max(220, 60 + sites.length * 18) + "px";
+    // Sites across (a county has ~100), days down: a week stays a short band.
+    const days = [...new Set(rows.map((r) => r.local_date))].sort().reverse();
+    const sites = [...new Set(rows.map((r) => r.site_id))].sort();
+    const data = rows.map((r) => [sites.indexOf(r.site_id), days.indexOf(r.local_date), Math.round(r.completeness_pct * 10) / 10]);
+    const rowPx = Math.max(4, Math.min(24, Math.floor(600 / days.length)));
+    box.style.height = 150 + days.length * rowPx + "px";
     if (!state.chart) {
       box.replaceChildren();
       state.chart = echarts.init(box, null, { renderer: "canvas" });
@@ -457,16 +484,16 @@
       {
         animation: false,
         // ECharts renders a tooltip string as HTML: escape what comes from the data.
-        tooltip: { position: "top", formatter: (p) => escapeHtml(sites[p.value[1]] + " " + days[p.value[0]] + ": " + p.value[2] + " %") },
-        grid: { left: 110, right: 20, top: 10, bottom: 70 },
-        xAxis: { type: "category", data: days, splitArea: { show: true } },
-        yAxis: { type: "category", data: sites, splitArea: { show: true }, axisLabel: { fontSize: 10 } },
+        tooltip: { position: "top", formatter: (p) => escapeHtml(sites[p.value[0]] + " " + days[p.value[1]] + ": " + p.value[2] + " %") },
+        grid: { left: 90, right: 20, top: 10, bottom: 110 },
+        xAxis: { type: "category", data: sites, axisLabel: { rotate: 90, fontSize: 9, interval: 0 } },
+        yAxis: { type: "category", data: days, axisLabel: { fontSize: 10 } },
         visualMap: {
-          min: 0, max: 100, calculable: true, orient: "horizontal", left: "center", bottom: 5,
+          min: 0, max: 100, calculable: false, orient: "horizontal", left: "center", bottom: 0, itemHeight: 120,
           inRange: { color: ["#b2182b", "#ef8a62", "#fddbc7", "#d1e5f0", "#67a9cf", "#2166ac"] },
           text: ["100 %", "0 %"],
         },
-        series: [{ name: t("c_completeness"), type: "heatmap", data: data, label: { show: days.length <= 10 && sites.length <= 40, fontSize: 9 } }],
+        series: [{ name: t("c_completeness"), type: "heatmap", data: data, itemStyle: { borderColor: "#fff", borderWidth: 0.5 } }],
       },
       true
     );
@@ -481,7 +508,7 @@
     renderLocal("seq");
     for (const name of Object.keys(REMOTE)) renderRemote(name);
     renderHeatmap();
-    document.getElementById("csv-seq").href = csvHref("/quality/seq-gaps", { only_anomalies: document.getElementById("seq-only").checked ? "true" : "" });
+    document.getElementById("csv-seq").href = csvHref("/quality/seq-gaps");
     document.getElementById("csv-runs").href = csvHref("/quality/runs", { site_id: "" });
     document.getElementById("csv-quarantined").href = csvHref("/quality/quarantined");
     document.getElementById("csv-flagged").href = csvHref("/quality/flagged");

@@ -84,9 +84,7 @@ def check_seq_gaps(settings: Settings, tmp_path: Path) -> None:
         assert {r["device_id"]: r["readings"] for r in traffic} == counts
 
         # Filters, paging, only the device-days with an anomaly, CSV.
-        only = api.get(
-            "/api/v1/quality/seq-gaps", params={**ONE_DAY, "only_anomalies": "true"}
-        ).json()["rows"]
+        only = [r for r in every if r["anomalies"]]
         assert [(r["site_id"], r["device_id"]) for r in only] == [(GAP_SITE, GAP_DEVICE)]
         site = api.get(
             "/api/v1/quality/seq-gaps", params={**ONE_DAY, "feed": "air", "site_id": GAP_SITE}
@@ -97,9 +95,9 @@ def check_seq_gaps(settings: Settings, tmp_path: Path) -> None:
             "/api/v1/quality/seq-gaps", params={**ONE_DAY, "limit": 2, "offset": 2}
         ).json()
         assert first["next_offset"] == 2 and first["rows"] + second["rows"] == every[:4]
-        assert api.get("/api/v1/quality/seq-gaps", params={"start": "2026-11-22"}).json()[
-            "rows"
-        ] == [r for r in every if r["local_date"] > "2026-11-21"]
+        assert api.get(
+            "/api/v1/quality/seq-gaps", params={"start": "2026-11-22", "end": "2026-11-28"}
+        ).json()["rows"] == [r for r in every if r["local_date"] > "2026-11-21"]
         text = api.get(
             "/api/v1/quality/seq-gaps", params={**ONE_DAY, "site_id": GAP_SITE, "format": "csv"}
         )
@@ -133,8 +131,8 @@ def check_validation_runs(settings: Settings, tmp_path: Path) -> None:
     )
     with serving(settings, tmp_path) as server, server.client() as api:
         assert server.client(key=None).get("/api/v1/quality/runs").status_code == 401
-        # The runs started today (the load ran now), whatever day their readings are of.
-        body = api.get("/api/v1/quality/runs").json()
+        # The runs that validated readings of the day, whenever they ran.
+        body = api.get("/api/v1/quality/runs", params=ONE_DAY).json()
         assert body["data_docs_index"] == "/datadocs/index.html"
         runs = {r["validation_run_id"]: r for r in body["rows"]}
         assert set(runs) == {s[0] for s in stored} and len(runs) == 4
@@ -143,6 +141,7 @@ def check_validation_runs(settings: Settings, tmp_path: Path) -> None:
             run = runs[vrid]
             assert (run["feed"], run["success"], run["rows"]) == (feed, success, rows)
             assert run["flagged_readings"] == flagged.get(vrid, 0)
+            assert run["local_dates"] == [DAY.isoformat()]
             assert sum(f["readings"] for f in run["flagged"]) >= run["flagged_readings"]
             assert run["statistics"]["evaluated_expectations"] == run["evaluated_expectations"]
             url = run["data_docs_url"]
@@ -154,10 +153,17 @@ def check_validation_runs(settings: Settings, tmp_path: Path) -> None:
         assert {"expectation": "pm25_ugm3_in_range", "readings": 1} in air["flagged"]
         assert any(f["expectation"].startswith("flatline_") for f in air["flagged"])
 
-        water = api.get("/api/v1/quality/runs", params={"feed": "water"}).json()["rows"]
-        assert [r["feed"] for r in water] == ["water"]
-        assert api.get("/api/v1/quality/runs", params=ONE_DAY).json()["rows"] == []
-        text = api.get("/api/v1/quality/runs", params={"format": "csv"})
+        water = api.get("/api/v1/quality/runs", params={**ONE_DAY, "feed": "water"}).json()
+        assert [r["feed"] for r in water["rows"]] == ["water"]
+        # Run today, but of readings of DAY: not among the runs of the last 7 days.
+        assert api.get("/api/v1/quality/runs").json()["rows"] == []
+        assert (
+            api.get(
+                "/api/v1/quality/runs", params={"start": "2026-11-22", "end": "2026-11-28"}
+            ).json()["rows"]
+            == []
+        )
+        text = api.get("/api/v1/quality/runs", params={**ONE_DAY, "format": "csv"})
         assert len(list(csv.DictReader(io.StringIO(text.text)))) == 4
         assert api.get("/api/v1/quality/runs", params={"feed": "x;drop"}).status_code == 400
     assert "Traceback" not in server.log.read_text()
