@@ -26,7 +26,7 @@ flagged as (
 flagged_by_expectation as (
     select
         validation_run_id, expectation,
-        count(distinct (site_id, device_id, lane, observed_at)) as readings
+        count(distinct(site_id, device_id, lane, observed_at)) as readings
     from flagged
     group by all
 ),
@@ -40,7 +40,7 @@ flagged_per_run as (
 ),
 
 flagged_readings_per_run as (
-    select validation_run_id, count(distinct (site_id, device_id, lane, observed_at)) as flagged_readings
+    select validation_run_id, count(distinct(site_id, device_id, lane, observed_at)) as flagged_readings
     from flagged
     group by all
 )
