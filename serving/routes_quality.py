@@ -17,9 +17,7 @@ import io
 import json
 from datetime import date
 from importlib.resources import files
-from pathlib import PurePosixPath
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
@@ -27,14 +25,13 @@ from fastapi.responses import HTMLResponse, Response
 from common.catalogue import FEEDS
 from serving.context import ServeContext
 from serving.params import MAX_OFFSET, MAX_PAGE_ROWS, choice, date_range
+from serving.routes_datadocs import PREFIX as DATA_DOCS_PREFIX
+from serving.routes_datadocs import result_url
 
 FORMATS = ("json", "csv")
 # A device that loses every other reading has ~1400 gaps a day: the answer lists the first
 # ones and says how many there are (`anomalies`); the rest are in dq.seq_gaps.
 MAX_LISTED_ANOMALIES = 100
-# Where GX writes the site under the data context (expectations/docs.py, file context).
-DATA_DOCS_SITE = PurePosixPath("gx", "uncommitted", "data_docs", "local_site")
-DATA_DOCS_PREFIX = "/datadocs/"
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_ROWS, description="rows per page")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
@@ -43,27 +40,20 @@ IdText = Annotated[str | None, Query(max_length=200)]
 FormatText = Annotated[str, Query(description="json or csv")]
 
 
-def data_docs_link(docs_path: str | None, gx_dir: str) -> str | None:
-    """The URL of a stored Data Docs page (``dq.validation_runs.data_docs_url``, a file path
-    under the site) on this server: ``/datadocs/`` + the page's path relative to the site root.
-    None when the run has no page (Data Docs not built yet, or the page is outside the site)."""
+def data_docs_link(docs_path: str | None) -> str | None:
+    """The URL on this server of a stored Data Docs page (``dq.validation_runs.data_docs_url``,
+    a file path under the site): ``routes_datadocs.result_url``. None when the run has no page
+    (Data Docs not built yet) or the stored path is not a page of the site."""
     if not docs_path:
         return None
-    page = PurePosixPath(docs_path.removeprefix("file://"))
-    root = PurePosixPath(gx_dir) / DATA_DOCS_SITE
-    if page.is_relative_to(root):
-        relative = page.relative_to(root)
-    else:
-        # A warehouse built under another home: the part after the site's folder names.
-        parts = page.parts
-        tail = DATA_DOCS_SITE.parts
-        starts = [i for i in range(len(parts) - len(tail)) if parts[i : i + len(tail)] == tail]
-        if not starts:
-            return None
-        relative = PurePosixPath(*parts[starts[-1] + len(tail) :])
-    if ".." in relative.parts:
+    try:
+        url = result_url(docs_path)
+    except ValueError:
         return None
-    return DATA_DOCS_PREFIX + quote(str(relative), safe="/")
+    # A stored path that climbs out of the site would only get a 400 from /datadocs.
+    if any(part in ("..", ".") for part in url.split("/")):
+        return None
+    return url
 
 
 def routes(ctx: ServeContext) -> APIRouter:
@@ -134,10 +124,9 @@ def routes(ctx: ServeContext) -> APIRouter:
         }
         fmt = choice(format, FORMATS, "format")
         result = ctx.page("select_validation_runs.sql", params, limit, offset)
-        gx_dir = str(ctx.settings.gx_dir)
         for row in result["rows"]:
             row["statistics"] = json.loads(row.pop("statistics_json") or "{}")
-            row["data_docs_url"] = data_docs_link(row.pop("data_docs_path"), gx_dir)
+            row["data_docs_url"] = data_docs_link(row.pop("data_docs_path"))
         if fmt == "csv":
             for row in result["rows"]:
                 row["statistics"] = json.dumps(row["statistics"], sort_keys=True)
@@ -149,7 +138,7 @@ def routes(ctx: ServeContext) -> APIRouter:
         return {
             "start": first,
             "end": last,
-            "data_docs_index": DATA_DOCS_PREFIX + "index.html",
+            "data_docs_index": f"{DATA_DOCS_PREFIX}/index.html",
             **result,
         }
 

@@ -15,7 +15,7 @@ from support.quality_seed import DAY, GAP_DEVICE, GAP_SITE, SeqPlan, build_quali
 from support.serving_helpers import serving
 
 from common.settings import Settings
-from serving.routes_quality import DATA_DOCS_PREFIX, DATA_DOCS_SITE
+from serving.routes_datadocs import SITE_PARTS
 from warehouse import db
 
 pytestmark = [pytest.mark.integration, pytest.mark.backends("file", "sqlite")]
@@ -136,7 +136,7 @@ def check_validation_runs(settings: Settings, tmp_path: Path) -> None:
         assert body["data_docs_index"] == "/datadocs/index.html"
         runs = {r["validation_run_id"]: r for r in body["rows"]}
         assert set(runs) == {s[0] for s in stored} and len(runs) == 4
-        site_root = settings.gx_dir.joinpath(*DATA_DOCS_SITE.parts)
+        site_root = settings.gx_dir.joinpath(*SITE_PARTS)
         for vrid, feed, success, rows, path in stored:
             run = runs[vrid]
             assert (run["feed"], run["success"], run["rows"]) == (feed, success, rows)
@@ -145,9 +145,12 @@ def check_validation_runs(settings: Settings, tmp_path: Path) -> None:
             assert sum(f["readings"] for f in run["flagged"]) >= run["flagged_readings"]
             assert run["statistics"]["evaluated_expectations"] == run["evaluated_expectations"]
             url = run["data_docs_url"]
-            assert url.startswith(DATA_DOCS_PREFIX) and url.endswith(".html")
-            page = site_root / unquote(url.removeprefix(DATA_DOCS_PREFIX))
+            assert url.startswith("/datadocs/validations/") and url.endswith(".html")
+            page = site_root / unquote(url.removeprefix("/datadocs/"))
             assert page.is_file() and str(page) == path
+            # The link opens the run's page on this server (serving/routes_datadocs.py).
+            served = api.get(url)
+            assert served.status_code == 200 and vrid in served.text
         air = next(r for r in runs.values() if r["feed"] == "air")
         assert air["success"] is False
         assert {"expectation": "pm25_ugm3_in_range", "readings": 1} in air["flagged"]

@@ -136,6 +136,14 @@ def test_the_report_shows_the_api_counts_in_both_languages(
             assert page.text_content("h1") == "数据质量报告"
             assert "缺失" in (page.text_content("#t-seq thead") or "")
 
+            # A run's Data Docs link opens its page on this server.
+            first = page.locator("#t-runs a.docs").first
+            run_id = page.locator("#t-runs tbody tr").first.locator("td").nth(2).text_content()
+            first.click()
+            page.wait_for_load_state("networkidle")
+            assert urlsplit(page.url).path.startswith("/datadocs/validations/")
+            assert run_id and run_id in page.content()
+
             watch.assert_clean()
         finally:
             context.close()
