@@ -24,6 +24,7 @@
       h_expectations: "按规则汇总的标记读数", h_seq: "上游丢失：设备序号（seq）缺口",
       hint_seq: "合同 v1：每台设备每条读数 seq 加 1。缺口 = 序号向前跳跃（读数在到达消息服务器前丢失）；复位 = 序号回退（设备重启，不算丢失）。按后一条读数的日期计。",
       seq_only: "只显示有缺口、复位或重复的设备·日",
+      days_problems: "只显示有问题的站点·日（完整率不足 100 %、有标记、隔离、无数据或数值僵直）",
       h_runs: "校验运行与 GX 数据文档", h_quarantined: "隔离的消息", h_flagged: "被标记的读数",
       csv: "下载 CSV（本页筛选条件）", prev: "上一页", next: "下一页", page: "第 {n} 页",
       rows_none: "无数据", loading: "加载中…", failed: "加载失败：", yes: "是", no: "否",
@@ -53,6 +54,7 @@
       h_expectations: "Flagged readings by expectation", h_seq: "Loss upstream of the broker: gaps in each device's seq",
       hint_seq: "Contract v1: a device's seq goes up by 1 per reading. A gap is a jump forward (readings lost before the broker); a reset is a jump back (a reboot, not loss). Counted on the day of the later reading.",
       seq_only: "Only device-days with a gap, reset or repeat",
+      days_problems: "Only site-days with a problem (completeness below 100 %, flagged, quarantined, silent or flat-lined)",
       h_runs: "Validation runs and GX Data Docs", h_quarantined: "Quarantined messages", h_flagged: "Flagged readings",
       csv: "Download CSV (these filters)", prev: "Previous", next: "Next", page: "Page {n}",
       rows_none: "No data", loading: "Loading…", failed: "Could not load: ", yes: "yes", no: "no",
@@ -390,13 +392,24 @@
   }
 
   // Client-side paged tables (all rows fetched once) and server-side paged ones.
-  const LOCAL = { days: () => state.days, seq: () => seqRows(), expectations: () => expectationRows() };
+  const LOCAL = { days: () => dayRows(), seq: () => seqRows(), expectations: () => expectationRows() };
   const REMOTE = {
     runs: { path: "/quality/runs", params: () => ({ start: state.filters.start, end: state.filters.end, feed: state.filters.feed }) },
     quarantined: { path: "/quality/quarantined", params: baseParams },
     flagged: { path: "/quality/flagged", params: baseParams },
   };
   const remoteRows = {};
+
+  function hasProblem(r) {
+    return (
+      (r.completeness_pct !== null && r.completeness_pct !== undefined && r.completeness_pct < 100) ||
+      (r.flagged || []).length > 0 || (r.quarantined || []).length > 0 || r.is_silent || r.is_flatlined
+    );
+  }
+
+  function dayRows() {
+    return document.getElementById("days-problems").checked ? state.days.filter(hasProblem) : state.days;
+  }
 
   function seqRows() {
     const only = document.getElementById("seq-only").checked;
@@ -569,6 +582,10 @@
       state.filters = readFilters();
       showFilters();
       loadAll();
+    });
+    document.getElementById("days-problems").addEventListener("change", () => {
+      state.pages.days = 0;
+      renderLocal("days");
     });
     document.getElementById("seq-only").addEventListener("change", () => {
       state.pages.seq = 0;

@@ -71,6 +71,19 @@ def test_the_report_shows_the_api_counts_in_both_languages(
             # The tables: the day rows (paged by 25), the one device-day with anomalies, the
             # runs with their Data Docs links, the quarantined messages.
             assert page.locator("#t-days tbody tr").count() == min(25, len(days))
+            # Only the site-days with a problem: the one complete day drops out if there is one.
+            problems = [
+                r
+                for r in days
+                if (r["completeness_pct"] is not None and r["completeness_pct"] < 100)
+                or r["flagged"]
+                or r["quarantined"]
+                or r["is_silent"]
+                or r["is_flatlined"]
+            ]
+            page.check("#days-problems")
+            assert page.locator("#t-days tbody tr").count() == min(25, len(problems)) > 0
+            page.uncheck("#days-problems")
             seq_rows = page.locator("#t-seq tbody tr")
             assert seq_rows.count() == 1 and GAP_SITE in (seq_rows.first.text_content() or "")
             assert "101–103" in (seq_rows.first.text_content() or "")
