@@ -33,7 +33,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from alerts.store import read_open, read_recent, store_path
 from common.catalogue import FEEDS, Catalogue, Site, load_catalogue
 from common.settings import Settings
-from serving import SQL, routes_apidocs, routes_datadocs, routes_live, routes_published, session
+from serving import (
+    SQL,
+    routes_apidocs,
+    routes_datadocs,
+    routes_live,
+    routes_published,
+    routes_quality,
+    session,
+)
 from serving.context import ServeContext
 from serving.keys import key_matches, load_keys, presented_key
 from serving.params import (
@@ -504,6 +512,7 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
     app.include_router(routes_datadocs.routes(ctx))
     app.include_router(routes_published.routes(ctx))
     app.include_router(routes_live.routes(ctx))
+    app.include_router(routes_quality.routes(ctx))
     return app
 
 
