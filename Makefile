@@ -8,7 +8,7 @@ PY_PACKAGES := $(wildcard common citypipe dags steps ingestion alerts simulator 
 SQL_DIRS := $(wildcard common/sql alerts/sql citypipe/sql warehouse/sql transforms/sql serving/sql steps/sql)
 
 .PHONY: sync demo test test-fast test-unit test-integration check lint typecheck sqllint fmt \
-	bench-ingest bench-load bench-kpi bench-mixed bench-seq-gaps bench-alerts bench-serve clean
+	bench-ingest bench-load bench-kpi bench-mixed bench-seq-gaps bench-alerts bench-serve bench-shared clean
 
 sync:
 	$(UV) sync --frozen
@@ -68,6 +68,10 @@ bench-alerts: sync
 
 bench-serve: sync
 	$(RUN) python -m bench.bench_serve
+
+# One `citypipe ingest` process against two on one shared subscription (docs/scaling.md).
+bench-shared: sync
+	$(RUN) python -m bench.bench_shared
 
 clean:
 	rm -rf data .pytest_cache .ruff_cache .mypy_cache
