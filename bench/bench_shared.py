@@ -36,7 +36,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -163,12 +163,16 @@ def ingest_group(
     client_ids: Sequence[str],
     *,
     env: dict[str, str] | None = None,
+    before_start: Callable[[], object] | None = None,
 ) -> Iterator[list[IngestProcess]]:
-    """Sessions created on the shared filter, then one process per client id, all subscribed.
-    On exit each process is stopped (SIGTERM: a clean stop)."""
+    """Sessions created on the shared filter, ``before_start()`` (e.g. publish a backlog the
+    broker queues for them), then one process per client id, all subscribed. On exit each
+    process is stopped (SIGTERM: a clean stop)."""
     topic = f"$share/{SHARE_GROUP}/city/{get_settings().city}/+/+"
     for cid in client_ids:
         create_session(broker, cid, topic)
+    if before_start is not None:
+        before_start()
     procs: list[IngestProcess] = []
     try:
         for cid in client_ids:
@@ -271,20 +275,38 @@ def core_keys(settings: Settings) -> dict[str, tuple[int, int]]:
 
 
 def run_scenario(
-    broker: BrokerHandle, root: Path, messages: Sequence[tuple[str, bytes]], processes: int
+    broker: BrokerHandle,
+    root: Path,
+    messages: Sequence[tuple[str, bytes]],
+    processes: int,
+    mode: str,
 ) -> dict[str, Any]:
+    """``live``: publish while the processes run (first publish -> last ack); ``backlog``:
+    publish while they are away, then start them (first message received -> last ack)."""
     n = len(messages)
-    home = root / f"home-{processes}"
+    home = root / f"home-{mode}-{processes}"
     home.mkdir()
-    ids = [f"citypipe-ingest-bench-{processes}-{i + 1}" for i in range(processes)]
+    ids = [f"citypipe-ingest-bench-{mode}-{processes}-{i + 1}" for i in range(processes)]
     load_before = machine_load()
-    with ingest_group(home, broker, ids) as procs:
-        cpu0 = [p.read_cpu() for p in procs]
-        first, pub_rate = publish_live(broker, messages, client_id=f"bench-pub-{processes}")
+    pub: list[tuple[float, float]] = []
+
+    def backlog() -> None:
+        pub.append(publish_live(broker, messages, client_id=f"bench-pub-{mode}-{processes}"))
+
+    with ingest_group(
+        home, broker, ids, before_start=backlog if mode == "backlog" else None
+    ) as procs:
+        # Live: the CPU of starting up is left out; backlog: the drain starts with the process.
+        cpu0 = [p.read_cpu() if mode == "live" else 0.0 for p in procs]
+        if mode == "live":
+            pub.append(publish_live(broker, messages, client_id=f"bench-pub-{processes}"))
         wait_all_acked(procs, n, timeout=1800)
         statuses = [p.status for p in procs]
         cpu = [p.cpu_s - c0 for p, c0 in zip(procs, cpu0, strict=True)]
     codes = [p.proc.returncode for p in procs]
+    first, pub_rate = pub[0]
+    if mode == "backlog":
+        first = min(datetime.fromisoformat(s["first_message_at"]).timestamp() for s in statuses)
     last_ack = max(datetime.fromisoformat(s["last_ack_at"]).timestamp() for s in statuses)
     elapsed = last_ack - first
     settings = get_settings(home=home)
@@ -309,6 +331,7 @@ def run_scenario(
             }
         )
     return {
+        "mode": mode,
         "processes": processes,
         "messages": n,
         "publish_rate": pub_rate,
@@ -338,9 +361,11 @@ def report(res: dict[str, Any]) -> bool:
         and accepted >= n
         and res["exit_codes"] == [0] * len(res["exit_codes"])
     )
+    span = "first publish" if res["mode"] == "live" else "first message received (backlog)"
     print(
-        f"\n{res['processes']} process(es): {n:,} messages in {res['elapsed_s']:.2f} s "
-        f"= {res['rate']:,.0f} msg/s end to end (publisher alone {res['publish_rate']:,.0f} msg/s)"
+        f"\n{res['mode']}, {res['processes']} process(es): {n:,} messages in "
+        f"{res['elapsed_s']:.2f} s = {res['rate']:,.0f} msg/s ({span} -> last ack; the "
+        f"publisher alone: {res['publish_rate']:,.0f} msg/s)"
     )
     print(f"  machine before: {res['load_before']}; after: {res['load_after']}")
     for p in res["per_process"]:
@@ -366,27 +391,30 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=100_000, help="readings per scenario")
     ap.add_argument("--processes", default="1,2", help="ingest processes per scenario")
+    ap.add_argument("--modes", default="live,backlog", help="live and/or backlog")
     args = ap.parse_args(argv)
     counts = [int(x) for x in args.processes.split(",")]
+    modes = args.modes.split(",")
     messages = list(generate(args.messages))  # pre-generated: publishing is not JSON's speed
     results = []
     with tempfile.TemporaryDirectory(prefix="citypipe-bench-shared-") as tmp:
         root = Path(tmp)
-        for k in counts:
-            # A fresh broker per scenario: the previous scenario's persistent sessions are members
-            # of the same share group, and the broker would keep queueing their share.
-            with start_broker(root / f"broker-{k}", prefer="mosquitto") as broker:
-                print(f"{k} ingest process(es) on $share/{SHARE_GROUP}, {len(messages):,} "
-                      f"messages; {broker.kind} pid {broker.pid} on {broker.url} ...", flush=True)  # fmt: skip
-                results.append(run_scenario(broker, root, messages, k))
-                report(results[-1])
+        for mode in modes:
+            for k in counts:
+                # A fresh broker per scenario: an earlier scenario's persistent sessions are
+                # members of the same share group, and the broker would keep queueing their share.
+                with start_broker(root / f"broker-{mode}-{k}", prefer="mosquitto") as broker:
+                    print(f"{mode}: {k} ingest process(es) on $share/{SHARE_GROUP}, "
+                          f"{len(messages):,} messages; {broker.kind} pid {broker.pid} ...", flush=True)  # fmt: skip
+                    results.append(run_scenario(broker, root, messages, k, mode))
+                    report(results[-1])
     ok = all(r["ok"] for r in results)
-    if len(results) > 1:
-        base = results[0]["rate"]
-        print()
-        for r in results[1:]:
-            print(f"{r['processes']} processes / {results[0]['processes']}: "
-                  f"{r['rate'] / base:.2f}x the messages/s")  # fmt: skip
+    print()
+    for mode in modes:
+        rs = [r for r in results if r["mode"] == mode]
+        for r in rs[1:]:
+            print(f"{mode}: {r['processes']} processes / {rs[0]['processes']}: "
+                  f"{r['rate'] / rs[0]['rate']:.2f}x the messages/s")  # fmt: skip
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     return 0 if ok else 1
 
