@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections import Counter
 from datetime import UTC
 
@@ -92,3 +93,25 @@ def test_two_processes_split_the_stream_and_the_warehouse_holds_each_reading_onc
     stored = warehouse_rows(ingest_settings)
     assert stored == plan.expected_rows  # every reading, each exactly once, with its value
     assert max(stored.values()) == 1
+
+
+def test_a_starting_instance_removes_only_its_own_dead_temp_files(
+    ingest_settings: Settings, broker: BrokerHandle
+) -> None:
+    """At start a writer deletes the temp files its crashed predecessor left. In one data folder
+    shared by several instances it must leave the others' alone: one may be mid-write, and
+    losing its temp file fails that write (the rename finds nothing) and crashes the instance."""
+    home = ingest_settings.home
+    part = home / "landing" / "air" / "local_date=2026-12-07"
+    part.mkdir(parents=True)
+    mine = part / ".part-part-20261207T000000000000Z-aa.parquet.citypipe-ingest-wushan-1.tmp"
+    peers = part / ".part-part-20261207T000000000000Z-bb.parquet.citypipe-ingest-wushan-2.tmp"
+    for p in (mine, peers):
+        p.write_bytes(b"half a parquet file")
+    with ingest_group(home, broker, ["citypipe-ingest-wushan-1"]) as procs:
+        deadline = time.monotonic() + 60
+        while mine.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not mine.exists(), procs[0].log.read_text()
+        assert peers.exists()  # another instance's write in progress: untouched
+    assert procs[0].proc.returncode == 0
