@@ -8,7 +8,8 @@ PY_PACKAGES := $(wildcard common citypipe dags steps ingestion alerts simulator 
 SQL_DIRS := $(wildcard common/sql alerts/sql citypipe/sql warehouse/sql transforms/sql serving/sql steps/sql)
 
 .PHONY: sync demo test test-fast test-unit test-integration check lint typecheck sqllint fmt \
-	bench-ingest bench-load bench-kpi bench-mixed bench-seq-gaps bench-alerts bench-serve bench-freshness clean
+	bench-ingest bench-load bench-kpi bench-mixed bench-seq-gaps bench-alerts bench-serve \
+	bench-freshness bench-shared bench-dashboard clean
 
 sync:
 	$(UV) sync --frozen
@@ -69,8 +70,13 @@ bench-alerts: sync
 bench-serve: sync
 	$(RUN) python -m bench.bench_serve
 
+# From the end of an hour to its provisional hourly AQI in the API (docs/serving.md, Live).
 bench-freshness: sync
 	$(RUN) python -m bench.bench_freshness
+
+# One `citypipe ingest` process against two on one shared subscription (docs/scaling.md).
+bench-shared: sync
+	$(RUN) python -m bench.bench_shared
 
 clean:
 	rm -rf data .pytest_cache .ruff_cache .mypy_cache

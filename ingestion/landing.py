@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
@@ -96,15 +97,27 @@ def set_aside(path: Path, root: Path) -> Path | None:
     return dest
 
 
-def write_table_atomic(table: pa.Table, directory: Path) -> Path:
+def owner_tag(client_id: str) -> str:
+    """A client id as a temp-file tag: no dot, so ``.{tag}.tmp`` names exactly one owner."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", client_id)
+
+
+def _temp_path(directory: Path, final_name: str, owner: str) -> Path:
+    tag = f".{owner_tag(owner)}" if owner else ""
+    return directory / f"{TEMP_PREFIX}{final_name}{tag}{TEMP_SUFFIX}"
+
+
+def write_table_atomic(table: pa.Table, directory: Path, owner: str = "") -> Path:
     """Write ``table`` as a new Parquet file in ``directory``; return its final path.
 
     Durable on return (file and directory entry fsync'd). On any error the temp file is removed
     and the exception propagates: the caller must not acknowledge the messages it holds.
+    ``owner`` (the ingest client id) tags the temp file, so that a starting instance removes only
+    its own dead predecessor's leftovers, never a file another instance is writing.
     """
     _ensure_dir(directory)
     final = directory / part_name()
-    tmp = directory / f"{TEMP_PREFIX}{final.name}{TEMP_SUFFIX}"
+    tmp = _temp_path(directory, final.name, owner)
     try:
         with open(tmp, "wb") as fh:
             pq.write_table(table, fh, compression=COMPRESSION)
@@ -118,13 +131,20 @@ def write_table_atomic(table: pa.Table, directory: Path) -> Path:
     return final
 
 
-def remove_stale_temp_files(*roots: Path) -> int:
-    """Delete temp files a crashed writer left behind (never complete, never acknowledged)."""
+def remove_stale_temp_files(*roots: Path, owner: str | None = None) -> int:
+    """Delete temp files a crashed writer left behind (never complete, never acknowledged).
+
+    ``owner``: only that client id's (its writer holds the client id's lock, so they are dead);
+    instances on one shared subscription write into the same folders at the same time. None:
+    every temp file (no writer may be running)."""
+    pattern = f"{TEMP_PREFIX}*{TEMP_SUFFIX}"
+    if owner is not None:
+        pattern = f"{TEMP_PREFIX}*.parquet.{owner_tag(owner)}{TEMP_SUFFIX}"
     removed = 0
     for root in roots:
         if not root.exists():
             continue
-        for tmp in root.rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
+        for tmp in root.rglob(pattern):
             tmp.unlink(missing_ok=True)
             removed += 1
     if removed:

@@ -85,6 +85,7 @@ class LandingWriter:
 
             parser = ContractParser.from_settings(settings)
         self.parser = parser
+        self.owner = settings.client_id  # tags its temp files (several instances, one folder)
         self.landing_dir = settings.landing_dir
         self.quarantine_dir = settings.quarantine_dir
         self.index = DedupeIndex.for_dirs(
@@ -120,7 +121,9 @@ class LandingWriter:
             if keep:
                 kept = rows if len(keep) == len(rows) else [rows[i] for i in keep]
                 write_table_atomic(
-                    landing_table(feed, kept), landing_partition(self.landing_dir, feed, day)
+                    landing_table(feed, kept),
+                    landing_partition(self.landing_dir, feed, day),
+                    self.owner,
                 )
                 files += 1
                 self.index.commit((feed, day), [keys[i] for i in keep], [pairs[i] for i in keep])
@@ -139,7 +142,9 @@ class LandingWriter:
                     c.duplicates += 1
             if keep:
                 table = quarantine_table([rows[i] for i in keep])
-                write_table_atomic(table, quarantine_partition(self.quarantine_dir, day))
+                write_table_atomic(
+                    table, quarantine_partition(self.quarantine_dir, day), self.owner
+                )
                 files += 1
                 kept_digests = [digests_q[i] for i in keep]
                 self.index.commit((QUARANTINE, day), kept_digests, kept_digests)
@@ -181,7 +186,7 @@ def serve(conn: Connection, config: WriterConfig) -> int:
             conn.send(Bye())
         return 0
     try:
-        remove_stale_temp_files(s.landing_dir, s.quarantine_dir)
+        remove_stale_temp_files(s.landing_dir, s.quarantine_dir, owner=s.client_id)
         writer = LandingWriter(s, dedupe_max_entries=config.dedupe_max_entries)
         landing_table("air", [])  # first Arrow conversion is slow: not while messages wait
         conn.send(Ready())
