@@ -18,7 +18,8 @@
   // GB 3838 classes I..V and 劣V (6), coloured by the grade of the 2011 assessment method:
   // I–II blue (优), III green (良好), IV yellow, V orange, 劣V red.
   const WATER_COLOURS = ["#7fd8ff", "#1e88e5", "#2ecc40", "#ffdc00", "#ff851b", "#ff2e2e"];
-  const CLASS_LABELS = ["", "Ⅰ", "Ⅱ", "Ⅲ", "Ⅳ", "Ⅴ", "劣Ⅴ"];
+  // ASCII numerals: the canvas font fallback drew no glyph for U+2164 (Ⅴ) here.
+  const CLASS_LABELS = ["", "I", "II", "III", "IV", "V", "劣V"];
   const CLASS_NUMBERS = { I: 1, II: 2, III: 3, IV: 4, V: 5 };
   // TPI levels [0,2) [2,4) [4,6) [6,8) [8,10] (standards.md §6).
   const TPI_COLOURS = ["#2ecc71", "#a4de02", "#ffd600", "#ff8f00", "#d50000"];
