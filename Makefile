@@ -69,5 +69,9 @@ bench-alerts: sync
 bench-serve: sync
 	$(RUN) python -m bench.bench_serve
 
+.PHONY: bench-dashboard
+bench-dashboard: sync
+	$(RUN) python -m bench.bench_dashboard
+
 clean:
 	rm -rf data .pytest_cache .ruff_cache .mypy_cache
