@@ -156,29 +156,44 @@
 
   // ---------------------------------------------------------------- loading
 
+  // Two stages: the tiles, the alerts and the depths come first (one round of requests), the
+  // chart series of the pack's day second, so the tiles never wait for the charts.
   async function load() {
     const stateEl = document.getElementById("load-state");
     try {
-      if (!state.sites) {
-        state.sites = await getJson("/sites");
-        for (const s of state.sites.sites) state.siteById[s.site_id] = s;
-      }
-      const [good, pack, depths, alerts] = await Promise.all([
+      const [sites, good, pack, depths, alerts] = await Promise.all([
+        state.sites ? Promise.resolve(state.sites) : getJson("/sites"),
         getJson("/air/good-days"),
         getJson("/pack/latest"),
         getJson("/waterlogging/depths"),
         getJson("/alerts/active"),
       ]);
+      if (!state.sites) {
+        state.sites = sites;
+        for (const s of sites.sites) state.siteById[s.site_id] = s;
+      }
       const day = pack.date;
-      const today = localDay(new Date());
-      let daily = { rows: [] };
-      let hourly = { rows: [] };
-      let tpi = { rows: [] };
-      let events = { rows: [] };
+      const before = state.data && state.data.day === day ? state.data : null;
+      state.data = {
+        good: good.good_days, pack, day, depths: depths.rows, alerts: alerts.alerts,
+        daily: before ? before.daily : [], hourly: before ? before.hourly : [],
+        tpi: before ? before.tpi : [], events: before ? before.events : [],
+        updatedAt: new Date(),
+      };
+      renderHeader();
+      renderTiles();
+      renderAlerts();
+      if (performance.getEntriesByName("citypipe:tiles").length === 0) {
+        // When the tiles first showed their values (bench/bench_dashboard.py reads it).
+        performance.mark("citypipe:tiles");
+      }
       if (day) {
+        const today = localDay(new Date());
         const lag = daysBetween(day, today);
         const eventsEnd = lag >= 0 && lag <= 30 ? today : day;
-        [daily, hourly, tpi, events] = await Promise.all([
+        // TODO(issue 11 item 2): today's provisional hourly AQI from /api/v1/live/* once it
+        // is on main; until then the hourly chart shows the newest computed day.
+        const [daily, hourly, tpi, events] = await Promise.all([
           getJson("/kpis/air.aqi", {
             level: "county", start: addDays(day, 1 - TREND_DAYS), end: day,
           }),
@@ -186,19 +201,11 @@
           getJson("/traffic/tpi", { start: day, end: day, limit: 10000 }),
           getJson("/waterlogging/events", { start: day, end: eventsEnd, limit: 10000 }),
         ]);
+        Object.assign(state.data, {
+          daily: daily.rows, hourly: hourly.rows, tpi: tpi.rows, events: events.rows,
+        });
       }
-      // TODO(issue 11 item 2): today's provisional hourly AQI from /api/v1/live/* once it is
-      // on main; until then the hourly chart shows the newest computed day.
-      state.data = {
-        good: good.good_days, pack, day, depths: depths.rows, alerts: alerts.alerts,
-        daily: daily.rows, hourly: hourly.rows, tpi: tpi.rows, events: events.rows,
-        updatedAt: new Date(),
-      };
-      render();
-      if (performance.getEntriesByName("citypipe:tiles").length === 0) {
-        // When the tiles first showed their values (bench/bench_dashboard.py reads it).
-        performance.mark("citypipe:tiles");
-      }
+      await new Promise((resolve) => whenEcharts(() => resolve(renderCharts())));
       stateEl.dataset.state = "ok";
       stateEl.dataset.i18n = "ok";
     } catch (err) {
@@ -208,6 +215,13 @@
     }
     stateEl.textContent = t(stateEl.dataset.i18n);
     state.timer = window.setTimeout(load, REFRESH_MS);
+  }
+
+  // ECharts (1.1 MB) is loaded after this script, so the first requests leave before it is
+  // parsed; DOMContentLoaded comes once every deferred script has run.
+  function whenEcharts(fn) {
+    if (window.echarts) fn();
+    else window.addEventListener("DOMContentLoaded", fn, { once: true });
   }
 
   // ---------------------------------------------------------------- tiles
@@ -368,7 +382,7 @@
       title: { text: t("hourly_aqi") + "  " + (d.day || ""), textStyle: { color: TEXT, fontSize: 13, fontWeight: "normal" }, left: 8, top: 0 },
       grid: { left: 44, right: 40, top: 30, bottom: 24 },
       xAxis: { type: "category", data: labels, axisLabel: { color: TEXT } },
-      yAxis: { type: "value", min: 0, axisLabel: { color: TEXT }, splitLine: { lineStyle: { color: GRID_LINE } } },
+      yAxis: { type: "value", min: 0, splitNumber: 3, axisLabel: { color: TEXT }, splitLine: { lineStyle: { color: GRID_LINE } } },
       tooltip: Object.assign(base().tooltip, {
         trigger: "item",
         formatter: (p) => labels[p.dataIndex] + "  AQI " + (p.value === null ? "—" : p.value) + "\n" + t("status_" + (p.data.status || "none")),
@@ -570,16 +584,24 @@
     document.getElementById("alerts-table").hidden = rows.length === 0;
   }
 
-  function render() {
-    if (!state.data) return;
+  function renderHeader() {
     document.getElementById("data-day").textContent = state.data.day || "—";
     document.getElementById("updated-at").textContent = localTime(state.data.updatedAt.toISOString(), false);
-    renderTiles();
-    renderAlerts();
+  }
+
+  function renderCharts() {
     renderAqi();
     renderWater();
     renderWaterlogging();
     renderTraffic();
+  }
+
+  function render() {
+    if (!state.data) return;
+    renderHeader();
+    renderTiles();
+    renderAlerts();
+    whenEcharts(renderCharts);
   }
 
   // ---------------------------------------------------------------- language
