@@ -65,7 +65,7 @@ def measure(base_url: str, key: str, loads: int) -> dict[str, list[float]]:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
-            viewport = {"width": 1920, "height": 1080}
+            viewport: Any = {"width": 1920, "height": 1080}
             # Sign in once through the form; every cold context starts with that cookie only.
             first = browser.new_context(base_url=base_url, viewport=viewport)
             page = first.new_page()
@@ -73,7 +73,7 @@ def measure(base_url: str, key: str, loads: int) -> dict[str, list[float]]:
             page.fill("#key", key)
             page.click("button[type=submit]")
             page.wait_for_function(READY, timeout=60_000)
-            cookies = first.cookies()
+            cookies: Any = first.cookies()
             first.close()
             for _ in range(loads):
                 ctx = browser.new_context(base_url=base_url, viewport=viewport)
@@ -106,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # The test helpers build the warehouse and run the server exactly as the browser test does.
     sys.path.insert(0, str(REPO_ROOT / "tests"))
-    from support.dashboard_data import build_dashboard
-    from support.serving_helpers import API_KEY, serving
+    # tests/ is not a package mypy sees from here
+    from support.dashboard_data import build_dashboard  # type: ignore[import-not-found]
+    from support.serving_helpers import API_KEY, serving  # type: ignore[import-not-found]
 
     home = Path(tempfile.mkdtemp(prefix="citypipe-bench-dashboard-"))
     os.environ["CITYPIPE_HOME"] = str(home)
