@@ -161,6 +161,8 @@ def test_the_dashboard_shows_the_api_values_in_chromium(
             page.wait_for_selector('#load-state[data-state="ok"]', timeout=30_000)
             assert page.locator("html").get_attribute("lang") == "zh-CN"
             assert page.locator(".tile[data-state=ready]").count() == 6
+            assert page.locator("#data-day").text_content() == day.isoformat()
+            assert page.locator("#updated-at").text_content() != "—"
 
             # -- tiles against the API
             kpi = "air.good_days_ratio"
@@ -213,6 +215,18 @@ def test_the_dashboard_shows_the_api_values_in_chromium(
             for bar, row in zip(bars, in_order, strict=True):
                 if row["colour_rgb"]:
                     assert bar["itemStyle"]["color"] == AQI_HEX[row["colour_rgb"]]
+            events_api = api.get(
+                "/api/v1/waterlogging/events",
+                params={"start": day.isoformat(), "end": (day + timedelta(days=1)).isoformat()},
+            ).json()["rows"]
+            rings = chart_series(page, "chart-waterlogging")[1]["data"]
+            assert sorted(r["value"][2] for r in rings) == sorted(
+                [
+                    sum(e["site_id"] == s for e in events_api)
+                    for s in {e["site_id"] for e in events_api}
+                ]
+            )
+            assert len(rings) >= 1
             for panel in ("aqi", "water", "waterlogging", "traffic"):
                 assert status(page, f"#panel-{panel}") in ("provisional", "final", "mixed")
             for chart in ("aqi-daily", "aqi-hourly", "water", "waterlogging", "traffic"):
