@@ -26,6 +26,7 @@ COMMANDS = {
     "backfill": "transforms.cli",
     "warehouse": "citypipe.warehouse_cli",
     "serve": "serving.cli",
+    "broker-acl": "citypipe.broker_acl",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 

@@ -57,7 +57,10 @@ def vendor(spec: str, patterns: list[str], dest_root: Path = VENDOR_DIR) -> Path
             # npm tarballs put everything under one top folder (usually package/).
             rel = member.name.split("/", 1)[1] if "/" in member.name else member.name
             top_licence = "/" not in rel and rel.lower().split(".")[0] in LICENCE_NAMES
-            if not top_licence and not any(fnmatch.fnmatch(rel, p) for p in patterns):
+            # package.json names the licence: kept for packages that ship no licence file
+            # (vega, popper.js 1.x); SOURCE.json then says so (license_file).
+            manifest = rel == "package.json"
+            if not (top_licence or manifest) and not any(fnmatch.fnmatch(rel, p) for p in patterns):
                 continue
             if rel.startswith("/") or ".." in Path(rel).parts:
                 raise SystemExit(f"{spec}: unsafe path in tarball: {rel}")
@@ -66,6 +69,10 @@ def vendor(spec: str, patterns: list[str], dest_root: Path = VENDOR_DIR) -> Path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
             files[rel] = hashlib.sha256(data).hexdigest()
+    licence_files = [f for f in files if f.lower().split(".")[0] in LICENCE_NAMES]
+    if licence_files:
+        files.pop("package.json", None)
+        (dest / "package.json").unlink(missing_ok=True)
     missing = [p for p in patterns if not any(fnmatch.fnmatch(f, p) for f in files)]
     if missing:
         raise SystemExit(f"{spec}: no file matches {missing}")
@@ -78,6 +85,8 @@ def vendor(spec: str, patterns: list[str], dest_root: Path = VENDOR_DIR) -> Path
         "homepage": meta.get("homepage"),
         "files": dict(sorted(files.items())),
     }
+    if not licence_files:
+        source["license_file"] = "package.json"
     (dest / "SOURCE.json").write_text(json.dumps(source, indent=2) + "\n", encoding="utf-8")
     return dest
 
@@ -88,7 +97,10 @@ def check(root: Path = VENDOR_DIR) -> list[str]:
     for source_file in sorted(root.rglob("SOURCE.json")):
         folder = source_file.parent
         source = json.loads(source_file.read_text(encoding="utf-8"))
-        if not any(Path(f).name.lower().split(".")[0] in LICENCE_NAMES for f in source["files"]):
+        named = source.get("license_file") in source["files"]
+        if not named and not any(
+            Path(f).name.lower().split(".")[0] in LICENCE_NAMES for f in source["files"]
+        ):
             problems.append(f"{folder.name}: no licence file")
         if not source.get("license"):
             problems.append(f"{folder.name}: no licence named")
