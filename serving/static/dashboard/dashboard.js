@@ -132,7 +132,11 @@
     const opts = { timeZone: timeZone(), hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
     if (withDate) Object.assign(opts, { month: "2-digit", day: "2-digit" });
     else opts.second = "2-digit";
-    return new Intl.DateTimeFormat(lang === "zh" ? "zh-CN" : "en-GB", opts).format(d);
+    // MM-DD HH:mm:ss in the city's time, the same in both languages
+    const part = {};
+    for (const p of new Intl.DateTimeFormat("en-GB", opts).formatToParts(d)) part[p.type] = p.value;
+    const clock = part.hour + ":" + part.minute + (withDate ? "" : ":" + part.second);
+    return withDate ? part.month + "-" + part.day + " " + clock : clock;
   }
 
   async function getJson(path, params) {
