@@ -8,7 +8,7 @@ PY_PACKAGES := $(wildcard common citypipe dags steps ingestion alerts simulator 
 SQL_DIRS := $(wildcard common/sql alerts/sql citypipe/sql warehouse/sql transforms/sql serving/sql steps/sql)
 
 .PHONY: sync demo test test-fast test-unit test-integration check lint typecheck sqllint fmt \
-	bench-ingest bench-load bench-kpi bench-mixed bench-seq-gaps bench-alerts bench-serve clean
+	bench-ingest bench-load bench-kpi bench-mixed bench-seq-gaps bench-alerts bench-serve bench-freshness clean
 
 sync:
 	$(UV) sync --frozen
@@ -68,6 +68,9 @@ bench-alerts: sync
 
 bench-serve: sync
 	$(RUN) python -m bench.bench_serve
+
+bench-freshness: sync
+	$(RUN) python -m bench.bench_freshness
 
 .PHONY: bench-dashboard
 bench-dashboard: sync

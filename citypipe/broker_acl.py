@@ -8,7 +8,8 @@ One Mosquitto ACL file per city (``deploy/mosquitto/acl`` is Wushan's, docs/oper
   ``$share/citypipe/...``: Mosquitto checks each delivered message, not the filter), and nothing
   else: a 4-level ``city/{city}/kpi/x`` never reaches it;
 - ``citypipe-alerts`` reads the sensor topics and writes only ``city/{city}/alert/#``;
-- ``citypipe-serving`` writes only ``city/{city}/kpi/#``;
+- ``citypipe-serving`` (the KPI publisher of the daily DAG) reads and writes only
+  ``city/{city}/kpi/#`` (it reads what is retained to send only what changed);
 - ``citypipe-health`` reads only ``$SYS/broker/uptime`` (the broker container's health check).
 
 Nothing is granted before the first ``user`` line, so an anonymous client (refused anyway with
@@ -90,9 +91,10 @@ def render_acl(catalogue: Catalogue, source: str) -> str:
         *(f"topic read {t}" for t in feeds),
         f"topic write city/{city}/alert/#",
         "",
-        "# The API side: KPI topics only.",
+        "# The KPI publisher (the daily DAG): KPI topics only. It reads them too: it compares what",
+        "# the broker retains and sends only what changed, and clears removed rows.",
         f"user {SERVING_ACCOUNT}",
-        f"topic write city/{city}/kpi/#",
+        f"topic readwrite city/{city}/kpi/#",
         "",
         "# The broker container's health check.",
         f"user {HEALTH_ACCOUNT}",

@@ -10,13 +10,24 @@ arrives a day late:
    restatement;
 3. the per-feed ingest table, the validation summary, validity per value column (received,
    valid, invalidated by a value check or with the whole reading), the KPI pack and
-   restatements are printed.
+   restatements are printed;
+4. then it serves the result (``citypipe serve`` in this process: the dashboard, the
+   data-quality report, the API) and prints their URLs and where the API key is, until Ctrl-C
+   (exit 0). ``--no-serve`` exits after step 3; ``--serve-only`` serves an earlier run's data
+   folder without running the demo again.
+
+The API key: ``CITYPIPE_API_KEYS``/``CITYPIPE_API_KEYS_FILE`` when set, else a random key the
+demo writes once to ``{home}/demo/api_keys`` (mode 0600, the ``CITYPIPE_API_KEYS_FILE``
+format). Only the file's path is printed, never the key.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import signal
+import socket
 import sys
 import threading
 import time
@@ -34,6 +45,8 @@ DEFAULT_START = date(2026, 7, 14)
 # The air station whose gateway "fails" on the evening of day 2 and sends its backlog a day late.
 OUTAGE_SITE = "WS-AIR-02"
 OUTAGE_FROM_HOUR = 18
+# Where the demo serves by default (as `citypipe serve`); a busy port falls back to a free one.
+DEFAULT_PORT = 8080
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,6 +61,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--faults", default="default", choices=("none", "default", "heavy"))
     p.add_argument(
         "--skip-airflow", action="store_true", help="stop after ingestion (no validation or KPIs)"
+    )
+    p.add_argument(
+        "--no-serve", action="store_true", help="exit after the report instead of serving it"
+    )
+    p.add_argument(
+        "--serve-only",
+        action="store_true",
+        help="serve the data folder of an earlier demo run, without running the demo again",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port to serve on (default {DEFAULT_PORT}; 0: a free port)",
     )
     p.set_defaults(func=run)
 
@@ -148,17 +176,49 @@ def _ingest_table(total: dict[str, dict[str, int]], landing: Path) -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def _environ(name: str, value: str | None) -> Iterator[None]:
+    """``name`` set in this process's environment for the block (then as it was)."""
+    before = os.environ.get(name)
+    if value is not None:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
 def _run_dag(settings: Settings, dag_id: str, day: date) -> None:
+    # The DAG runs in a subprocess that reads its settings from the environment: it gets the
+    # demo's broker, so the KPI run publishes its pack there too (docs/serving.md, MQTT topics).
     from citypipe.rundag import run_dag
 
     t0 = time.perf_counter()
-    rc = run_dag(settings, dag_id, day, {"date": day.isoformat()})
+    with _environ("CITYPIPE_MQTT_URL", settings.mqtt_url):
+        rc = run_dag(settings, dag_id, day, {"date": day.isoformat()})
     if rc != 0:
         raise RuntimeError(f"DAG {dag_id} for {day} failed (exit {rc})")
     print(f"  {dag_id} --date {day}: ok ({time.perf_counter() - t0:.0f} s)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.serve_only:
+        from warehouse import db
+
+        if not db.exists(settings):
+            print(f"citypipe demo: no warehouse under {settings.home}: run the demo first")
+            return 1
+        return serve(settings, args.host, args.port)
+    rc = run_demo(args, settings)
+    if rc != 0 or args.no_serve or args.skip_airflow:
+        return rc
+    return serve(settings, args.host, args.port)
+
+
+def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     from common.catalogue import load_catalogue
     from simulator.simulate import generate
 
@@ -216,3 +276,82 @@ def _print_restatements(settings: Settings) -> None:
     print(f"\n== restatements ({len(rows)} shown; late data changed published values)")
     for kpi_id, day, dim, old, new, reason in rows:
         print(f"  {day} {kpi_id} [{dim}]: {old} -> {new} ({reason})")
+
+
+def demo_key_path(settings: Settings) -> Path:
+    return settings.home / "demo" / "api_keys"
+
+
+def _api_keys(settings: Settings) -> tuple[Settings, str]:
+    """The settings to serve with, and where their API key is (said, never shown)."""
+    from pydantic import SecretStr
+
+    from serving.keys import MIN_KEY_CHARS, parse_keys
+
+    if settings.api_keys is not None:
+        if settings.api_keys_file is not None:
+            return settings, f"{settings.api_keys_file} (CITYPIPE_API_KEYS_FILE)"
+        return settings, "CITYPIPE_API_KEYS (your environment)"
+    path = demo_key_path(settings)
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if not any(len(k) >= MIN_KEY_CHARS for k in parse_keys(text)):
+        import secrets
+
+        text = (
+            "# citypipe demo API key (CITYPIPE_API_KEYS_FILE format): send it as the X-API-Key"
+            f" header\n{secrets.token_urlsafe(24)}\n"
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    os.chmod(path, 0o600)  # also when an earlier run left it (the key is a secret)
+    served = settings.model_copy(update={"api_keys": SecretStr(text), "api_keys_file": path})
+    return served, str(path)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's socket, bound now so the URLs printed are the port really served."""
+    try:
+        return socket.create_server((host, port))
+    except OSError as exc:
+        if port == 0:
+            raise
+        print(f"citypipe demo: port {port} is not available ({exc.strerror}); using a free one")
+        return socket.create_server((host, 0))
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def serve(settings: Settings, host: str, port: int) -> int:
+    """Serve the demo's warehouse (``citypipe serve``'s app) until Ctrl-C or SIGTERM: exit 0."""
+    import uvicorn
+
+    from serving.app import create_app
+
+    served, key_where = _api_keys(settings)
+    app = create_app(served)
+    sock = _listen(host, port)
+    bound = sock.getsockname()[1]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    base = f"http://[{shown}]:{bound}" if ":" in shown else f"http://{shown}:{bound}"
+    print("\n== serving (Ctrl-C stops)")
+    print(f"  dashboard:     {base}/")
+    print(f"  data quality:  {base}/quality")
+    print(f"  API docs:      {base}/docs  (spec {base}/openapi.json, endpoints under /api/v1)")
+    print(f"  API key:       in {key_where}; sign in with it (programs: X-API-Key header)")
+    sys.stdout.flush()
+    # uvicorn stops gracefully on SIGINT/SIGTERM and then raises the signal again: as a
+    # KeyboardInterrupt for both, so that either ends here with exit 0.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sock.close()
+    print("citypipe demo: stopped serving")
+    return 0

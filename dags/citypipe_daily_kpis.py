@@ -55,6 +55,10 @@ air (HJ 633 / HJ 663), water (GB 3838), waterlogging and traffic KPIs, then the 
 - **Late data**: days marked in `core.dirty_days` within the 7-day look-back, and days with a
   waterlogging event still open, are recomputed with D (one range pass, earliest day to D).
 - **Restatements**: a published value that changes is recorded in `kpi.restatements`.
+- **Publication** (`publish_pack`, after `compute`): the newest day of every KPI and
+  dimension, retained on MQTT under `city/{city}/kpi/{kpi_id}/{dimension}` (QoS 1). Broker
+  down: the task fails, is recorded, and is retried (after about 1, 2 and 4 minutes); the next run republishes
+  anyway, since it publishes what the warehouse holds. No `CITYPIPE_MQTT_URL`: skipped, logged.
 - **Status**: provisional until the day has left the look-back with enough coverage
   (`reference/standards/kpi_status.csv`), then final.
 
@@ -79,7 +83,21 @@ def citypipe_daily_kpis() -> None:
     def restatements(result: kpis.RunResult) -> int:
         return len(kpis.restatements(kpis.load_settings(), result))
 
-    restatements(compute(plan()))
+    # Reads only (no pool slot). Retried with backoff: a broker that is down or restarting must
+    # not lose the publication (and the next run republishes whatever the broker lacks).
+    @task(
+        retries=3,
+        retry_delay=timedelta(minutes=1),
+        retry_exponential_backoff=2.0,
+        max_retry_delay=timedelta(minutes=10),
+        execution_timeout=timedelta(minutes=10),
+    )
+    def publish_pack(result: kpis.RunResult) -> kpis.Published:
+        return kpis.publish_pack(kpis.load_settings(), result)
+
+    computed = compute(plan())
+    restatements(computed)
+    publish_pack(computed)
 
 
 citypipe_daily_kpis()

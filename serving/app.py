@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from alerts.store import read_open, read_recent, store_path
 from common.catalogue import FEEDS, Catalogue, Site, load_catalogue
 from common.settings import Settings
-from serving import SQL, routes_datadocs, routes_pages, session
+from serving import SQL, routes_datadocs, routes_live, routes_pages, routes_published, session
 from serving.context import ServeContext
 from serving.keys import key_matches, load_keys, presented_key
 from serving.params import (
@@ -479,6 +479,8 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
     # Feature modules: each adds its routes from the context (serving/context.py).
     app.include_router(session.routes(ctx, keys))
     app.include_router(routes_datadocs.routes(ctx))
+    app.include_router(routes_published.routes(ctx))
+    app.include_router(routes_live.routes(ctx))
     app.include_router(routes_pages.routes(ctx))
     return app
 

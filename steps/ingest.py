@@ -1,8 +1,8 @@
 """The steps of the ``citypipe_ingest`` DAG (every 10 minutes), importable without Airflow.
 
 discover -> validate (per feed: read, dedupe, GX) -> load (per feed, one transaction) ->
-load quarantine -> record dq (completeness, staging views) -> mark dirty days -> Data Docs and
-clean up. Every step is idempotent: the ledger keeps a file from loading twice, and the
+load quarantine -> record dq (completeness, staging views) -> mark dirty days -> the open day's
+provisional intra-day values (``transforms.intraday``), and Data Docs and clean up. Every step is idempotent: the ledger keeps a file from loading twice, and the
 follow-ups work off ``meta.load_batches`` rows still pending, so a step that failed is redone by
 the next run. Between steps only small typed dicts travel (XCom: plain JSON values); the
 validated batch waits on disk under ``{home}/work/ingest/{load_run_id}``.
@@ -24,6 +24,7 @@ from expectations import docs
 from expectations.derive import history_lookback
 from expectations.reference import feed_rules
 from expectations.validate import Validation, validate_table, with_scope
+from transforms import intraday
 from warehouse import batch as wb
 from warehouse import followups, ledger, load, quarantine
 
@@ -188,6 +189,15 @@ def record_dq(settings: Settings) -> int:
 def mark_dirty_days(settings: Settings) -> int:
     """Changed days into core.dirty_days for the KPI DAG; how many are pending."""
     return len(followups.mark_dirty_days(settings))
+
+
+def compute_intraday(settings: Settings) -> dict[str, Any]:
+    """The open day's provisional values as of now (hourly AQI, TPI, waterlogging depths and
+    events, good days with today open), from what the loads stored; a JSON summary with the
+    run's timings."""
+    summary = intraday.compute_intraday(settings).as_dict()
+    log.info("intraday %s", summary)
+    return summary
 
 
 def build_data_docs(settings: Settings, found: Found) -> str | None:

@@ -9,8 +9,12 @@ Every day at 01:00 local time the DAG computes natural day D = the local day bef
 2. ``compute``: one range pass over those days (every feed of the KPI registry, then the pack
    ``kpi.pack_values`` and its restatements), then the dirty days are consumed and the values
    that left the look-back are finalized.
-3. ``restatements``: the published values the run changed (logged; a publisher would announce
-   them).
+3. ``restatements``: the published values the run changed (logged).
+4. ``publish_pack`` (after ``compute``, beside ``restatements``): the newest day of every KPI and
+   dimension goes out retained on MQTT, ``city/{city}/kpi/{kpi_id}/{dimension}``
+   (``transforms.pack_publisher``). It republishes what the warehouse holds, not what this run
+   computed, so a retry or the next run repairs a failed publication; a restated value of the
+   newest day goes out with it.
 
 Results between steps are TypedDicts of plain JSON types (they travel as XComs). Nothing here
 imports Airflow or does I/O at import.
@@ -45,6 +49,18 @@ class RunResult(TypedDict):
     n_values: int
     n_restatements: int
     feeds: list[str]
+
+
+class Published(TypedDict):
+    broker: str | None
+    topics: int
+    published: int
+    unchanged: int
+    cleared: int
+    invalid: int
+    newest_day: str | None
+    skipped: str | None
+    degraded: str | None
 
 
 class Restatement(TypedDict):
@@ -148,6 +164,30 @@ def restatements(settings: Settings, result: RunResult) -> list[Restatement]:
             }
         )
     return out
+
+
+def publish_pack(settings: Settings, result: RunResult) -> Published:
+    """Step 4: the newest pack values, retained on MQTT (``transforms.pack_publisher``).
+
+    Raises when the broker is down or refuses, or a PUBACK is missing: the task fails (recorded
+    by ``on_failure`` and in ``{home}/status/kpi_publish.json``) and Airflow retries it. Without
+    a broker configured (``CITYPIPE_MQTT_URL`` unset) it publishes nothing and says so.
+    """
+    from transforms.pack_publisher import publish_latest
+
+    r = publish_latest(settings)
+    log.info("run %s: KPI pack publication %s", result["run_id"], r)
+    return {
+        "broker": r.broker,
+        "topics": r.topics,
+        "published": r.published,
+        "unchanged": r.unchanged,
+        "cleared": r.cleared,
+        "invalid": len(r.invalid),
+        "newest_day": r.newest_day,
+        "skipped": r.skipped,
+        "degraded": r.degraded,
+    }
 
 
 def on_failure(context: Any) -> None:

@@ -58,7 +58,7 @@ def test_each_site_publishes_to_its_own_topic_only(catalogue: Catalogue) -> None
     sensors_read = [f"read city/wushan/{feed}/+" for feed in FEEDS]
     assert acl.pop(INGEST_ACCOUNT) == sensors_read
     assert acl.pop(ALERTS_ACCOUNT) == [*sensors_read, "write city/wushan/alert/#"]
-    assert acl.pop(SERVING_ACCOUNT) == ["write city/wushan/kpi/#"]
+    assert acl.pop(SERVING_ACCOUNT) == ["readwrite city/wushan/kpi/#"]
     assert set(acl) == set(SERVICE_ACCOUNTS) - {INGEST_ACCOUNT, ALERTS_ACCOUNT, SERVING_ACCOUNT}
     assert all(
         not line.startswith(("write", "readwrite")) for lines in acl.values() for line in lines
@@ -94,7 +94,7 @@ def test_a_second_city_gets_its_acl_from_its_catalogue_alone(tmp_path: Path) -> 
     acl = grants(render_acl(catalogue, str(folder)))
     assert acl["FJ-AIR-01"] == ["write city/fengjie/air/FJ-AIR-01"]
     assert acl["FJ-WLG-01"] == ["write city/fengjie/waterlogging/FJ-WLG-01"]
-    assert acl[SERVING_ACCOUNT] == ["write city/fengjie/kpi/#"]
+    assert acl[SERVING_ACCOUNT] == ["readwrite city/fengjie/kpi/#"]
     assert not any("wushan" in line for lines in acl.values() for line in lines)
 
 
