@@ -7,7 +7,9 @@ sites and variation that every tile and chart has something to show:
 - river sections of Class II, III and IV and three drinking-water sources, one of them failing;
 - a waterlogging event on ``day`` (a point rising to 32 cm in the afternoon), another point wet
   a few centimetres, a third dry;
-- an old-town and two other-district detectors with moderate congestion in the peak hours.
+- an old-town and two other-district detectors with moderate congestion in the peak hours;
+- optionally the first hours of the day after ``day`` at the air stations, and the ingest DAG's
+  intra-day run over them (``transforms.intraday``): the open day's provisional hourly AQI.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from common.catalogue import load_catalogue
 from common.settings import Settings
 from support.serving_helpers import build, day_start
 from support.wh_factory import reading, write_landing
+from transforms.intraday import compute_intraday
 
 AIR_STATIONS = ("WS-AIR-02", "WS-AIR-03", "WS-AIR-04")
 # site -> values giving the class named in the comment (rivers; GB 3838 Table 1)
@@ -47,12 +50,12 @@ def _wave(i: int, period: float, phase: float = 0.0) -> float:
     return math.sin(2 * math.pi * i / period + phase)
 
 
-def _air(day: date, polluted: bool, settings: Settings) -> list[dict[str, Any]]:
+def _air(day: date, polluted: bool, settings: Settings, hours: int = 24) -> list[dict[str, Any]]:
     start = day_start(day)
     rows = []
     for k, site in enumerate(AIR_STATIONS):
         device = _device(site, settings)
-        for i in range(1440):
+        for i in range(hours * 60):
             jitter = ((i * 37 + k * 11) % 7 - 3) * 0.3
             pm25 = (82.0 if polluted else 27.0) + 6 * _wave(i, 173, k) + jitter
             rows.append(
@@ -152,13 +155,20 @@ def _traffic(day: date, settings: Settings) -> list[dict[str, Any]]:
     return rows
 
 
-def build_dashboard(settings: Settings, day: date) -> None:
-    """Land ``day`` − 1 and ``day`` (see the module doc), then load and compute both."""
+def build_dashboard(settings: Settings, day: date, open_hours: int = 0) -> None:
+    """Land ``day`` − 1 and ``day`` (see the module doc), then load and compute both; with
+    ``open_hours``, also that many hours of air readings of ``day`` + 1 and the intra-day run
+    as of 5 minutes after them (``day`` + 1 must then be in the past: the readings are real)."""
     for d, last in ((day - timedelta(days=1), False), (day, True)):
         write_landing(settings.home, "air", _air(d, polluted=last, settings=settings))
         write_landing(settings.home, "water", _water(d, settings))
         write_landing(settings.home, "waterlogging", _waterlogging(d, last, settings))
         write_landing(settings.home, "traffic", _traffic(d, settings))
+    open_day = day + timedelta(days=1)
+    if open_hours:
+        write_landing(settings.home, "air", _air(open_day, False, settings, hours=open_hours))
     # The serving tests' own day on top (one site per feed), then the load chain and the KPI
     # run of `day`, which recomputes the dirty day before it too.
     build(settings, day)
+    if open_hours:
+        compute_intraday(settings, now=day_start(open_day) + timedelta(hours=open_hours, minutes=5))

@@ -181,6 +181,7 @@
       state.data = {
         good: good.good_days, pack, day, depths: depths.rows, alerts: alerts.alerts,
         daily: before ? before.daily : [], hourly: before ? before.hourly : [],
+        hourlyDay: before ? before.hourlyDay : day, hourlyLive: before ? before.hourlyLive : false,
         tpi: before ? before.tpi : [], events: before ? before.events : [],
         updatedAt: new Date(),
       };
@@ -195,18 +196,22 @@
         const today = localDay(new Date());
         const lag = daysBetween(day, today);
         const eventsEnd = lag >= 0 && lag <= 30 ? today : day;
-        // TODO(issue 11 item 2): today's provisional hourly AQI from /api/v1/live/* once it
-        // is on main; until then the hourly chart shows the newest computed day.
-        const [daily, hourly, tpi, events] = await Promise.all([
+        // The open day's hourly AQI (provisional, /api/v1/live, issue 11 item 2) when the
+        // ingest DAG has computed one newer than the pack; else the pack day's hours.
+        const [daily, hourly, tpi, events, live] = await Promise.all([
           getJson("/kpis/air.aqi", {
             level: "county", start: addDays(day, 1 - TREND_DAYS), end: day,
           }),
           getJson("/air/stations/hourly", { site_id: "county", start: day, end: day, limit: 100 }),
           getJson("/traffic/tpi", { start: day, end: day, limit: 10000 }),
           getJson("/waterlogging/events", { start: day, end: eventsEnd, limit: 10000 }),
+          getJson("/live/air/hourly", { site_id: "county", limit: 100 }),
         ]);
+        const fresh = live.day && live.day > day && live.rows.length > 0;
         Object.assign(state.data, {
-          daily: daily.rows, hourly: hourly.rows, tpi: tpi.rows, events: events.rows,
+          daily: daily.rows, tpi: tpi.rows, events: events.rows,
+          hourly: fresh ? live.rows : hourly.rows, hourlyDay: fresh ? live.day : day,
+          hourlyLive: fresh,
         });
       }
       await new Promise((resolve) => whenEcharts(() => resolve(renderCharts())));
@@ -377,13 +382,16 @@
       }],
     }), true);
 
+    // A live row is "provisional" (intraday) or "final" (packed by the daily run, which has its
+    // own look-back status in kpi_status); a pack row carries the pack status.
+    const hourStatus = (r) => (r.status === "final" && r.kpi_status ? r.kpi_status : r.status);
     const hours = d.hourly.filter((r) => r.scope === "county").slice().sort((a, b) => (a.hour_end < b.hour_end ? -1 : 1));
     const labels = hours.map((r) => {
       const h = Number(String(r.hour_end_local).slice(11, 13));
       return (h === 0 ? 24 : h) + t("hour");
     });
     chart("chart-aqi-hourly").setOption(Object.assign(base(), {
-      title: { text: t("hourly_aqi") + "  " + (d.day || ""), textStyle: { color: TEXT, fontSize: 13, fontWeight: "normal" }, left: 8, top: 0 },
+      title: { text: t("hourly_aqi") + "  " + (d.hourlyDay || "") + (d.hourlyLive ? "  " + t("open_day") : ""), textStyle: { color: TEXT, fontSize: 13, fontWeight: "normal" }, left: 8, top: 0 },
       grid: { left: 44, right: 40, top: 30, bottom: 24 },
       xAxis: { type: "category", data: labels, axisLabel: { color: TEXT } },
       yAxis: { type: "value", min: 0, splitNumber: 3, axisLabel: { color: TEXT }, splitLine: { lineStyle: { color: GRID_LINE } } },
@@ -395,15 +403,15 @@
         type: "bar", barMaxWidth: 16,
         data: hours.map((r) => ({
           value: r.aqi,
-          status: r.status,
+          status: hourStatus(r),
           itemStyle: {
             color: r.aqi === null ? "transparent" : AQI_COLOURS[aqiCategory(r.aqi, r.aqi_level) - 1],
-            decal: r.status === "provisional" ? PROVISIONAL_DECAL : "none",
+            decal: hourStatus(r) === "provisional" ? PROVISIONAL_DECAL : "none",
           },
         })),
       }],
     }), true);
-    panelStatus("panel-aqi", combinedStatus(d.daily.map((r) => r.status).concat(hours.map((r) => r.status))));
+    panelStatus("panel-aqi", combinedStatus(d.daily.map((r) => r.status).concat(hours.map(hourStatus))));
   }
 
   function renderWater() {

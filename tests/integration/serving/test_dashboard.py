@@ -128,17 +128,19 @@ def test_the_dashboard_shows_the_api_values_in_chromium(
     hostile_settings: Settings, tmp_path: Path, chromium: Any
 ) -> None:
     settings = hostile_settings
-    day = datetime.now(ZoneInfo(settings.timezone)).date() - timedelta(days=1)
-    build_dashboard(settings, day)
+    # The pack's day, then an open day whose first 12 hours only the intra-day run has seen.
+    day = datetime.now(ZoneInfo(settings.timezone)).date() - timedelta(days=2)
+    open_day = day + timedelta(days=1)
+    build_dashboard(settings, day, open_hours=12)
     write_alerts(settings)
 
     with serving(settings, tmp_path) as server, server.client() as api:
         good = api.get("/api/v1/air/good-days").json()["good_days"]
         pack = api.get("/api/v1/pack/latest").json()
-        hourly = api.get(
-            "/api/v1/air/stations/hourly",
-            params={"site_id": "county", "start": day.isoformat(), "end": day.isoformat()},
-        ).json()["rows"]
+        live = api.get("/api/v1/live/air/hourly", params={"site_id": "county"}).json()
+        assert live["day"] == open_day.isoformat() and live["status"] == "provisional"
+        hourly = live["rows"]
+        assert len(hourly) == 12
         assert pack["date"] == day.isoformat()
         # The data is rich enough that no comparison below is "— equals —".
         assert good["ytd_valid_days"] == 2 and good["ytd_ratio_pct"] is not None
@@ -209,15 +211,22 @@ def test_the_dashboard_shows_the_api_values_in_chromium(
                         s["name_zh"] for s in site["sites"] if s["site_id"] == row["dimension"]
                     )
                     assert by_name[name]["value"] == row["value"], name
+            # the open day's provisional hours, hatched, not the pack day's
             bars = chart_series(page, "chart-aqi-hourly")[0]["data"]
             in_order = sorted(hourly, key=lambda r: r["hour_end"])
             assert [b["value"] for b in bars] == [r["aqi"] for r in in_order]
             for bar, row in zip(bars, in_order, strict=True):
+                assert bar["status"] == "provisional" and bar["itemStyle"]["decal"] != "none"
                 if row["colour_rgb"]:
                     assert bar["itemStyle"]["color"] == AQI_HEX[row["colour_rgb"]]
+            hourly_title = page.evaluate(
+                "() => echarts.getInstanceByDom(document.getElementById('chart-aqi-hourly'))"
+                ".getOption().title[0].text"
+            )
+            assert open_day.isoformat() in hourly_title and "暂定" in hourly_title
             events_api = api.get(
                 "/api/v1/waterlogging/events",
-                params={"start": day.isoformat(), "end": (day + timedelta(days=1)).isoformat()},
+                params={"start": day.isoformat(), "end": (day + timedelta(days=2)).isoformat()},
             ).json()["rows"]
             rings = chart_series(page, "chart-waterlogging")[1]["data"]
             assert sorted(r["value"][2] for r in rings) == sorted(
