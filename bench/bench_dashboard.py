@@ -4,7 +4,8 @@ its KPI tiles' values, in headless Chromium, over N page loads (median and p95).
     python -m bench.bench_dashboard [--loads 20] [--keep]
 
 Data: a warehouse built as the dashboard's browser test builds it (tests/support/dashboard_data.py:
-landing Parquet for two days, the real load chain and KPI run) in a temporary home, then
+landing Parquet for two days and 12 hours of a third, the real load chain, KPI run and intra-day
+run) in a temporary home, then
 `citypipe serve` in a subprocess (tests/support/serving_helpers.py) and Debian's Chromium driven
 by Playwright. Each load is timed two ways:
 
@@ -114,11 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["CITYPIPE_HOME"] = str(home)
     try:
         settings = get_settings()
-        day = datetime.now(ZoneInfo(settings.timezone)).date() - timedelta(days=1)
+        day = datetime.now(ZoneInfo(settings.timezone)).date() - timedelta(days=2)
         t0 = time.perf_counter()
-        build_dashboard(settings, day)
+        build_dashboard(settings, day, open_hours=12)
         print(
-            f"  warehouse of {day - timedelta(days=1)} and {day}: {time.perf_counter() - t0:.1f} s"
+            f"  warehouse of {day - timedelta(days=1)} and {day}, 12 h of {day + timedelta(days=1)}"
+            f" (intra-day): {time.perf_counter() - t0:.1f} s"
         )
         with serving(settings, home) as server:
             figures = measure(server.url, API_KEY, args.loads)
