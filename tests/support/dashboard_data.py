@@ -99,18 +99,20 @@ def _water(day: date, settings: Settings) -> list[dict[str, Any]]:
     return rows
 
 
-def _waterlogging(day: date, event: bool, settings: Settings) -> list[dict[str, Any]]:
+def _waterlogging(
+    day: date, event: bool, settings: Settings, hours: int = 24, event_hour: int = 14
+) -> list[dict[str, Any]]:
     start = day_start(day)
     rows = []
     for site in (EVENT_POINT, WET_POINT, DRY_POINT):
         device = _device(site, settings)
-        for i in range(1440):
+        for i in range(hours * 60):
             depth = 0.0
             if site == WET_POINT:
                 depth = round(3 + _wave(i, 97), 1)
-            elif site == EVENT_POINT and event and 14 * 60 <= i < 16 * 60:
-                # rises 0.8 cm a minute to 32 cm by 14:40, then drains 0.4 cm a minute
-                m = i - 14 * 60
+            elif site == EVENT_POINT and event and event_hour * 60 <= i < (event_hour + 2) * 60:
+                # rises 0.8 cm a minute to 32 cm in 40 minutes, then drains 0.4 cm a minute
+                m = i - event_hour * 60
                 depth = round(min(0.8 * m, 32.0) if m < 40 else max(32.0 - 0.4 * (m - 40), 0.0), 1)
             rows.append(
                 reading(
@@ -157,7 +159,8 @@ def _traffic(day: date, settings: Settings) -> list[dict[str, Any]]:
 
 def build_dashboard(settings: Settings, day: date, open_hours: int = 0) -> None:
     """Land ``day`` − 1 and ``day`` (see the module doc), then load and compute both; with
-    ``open_hours``, also that many hours of air readings of ``day`` + 1 and the intra-day run
+    ``open_hours``, also that many hours of air and waterlogging readings of ``day`` + 1 (an
+    event 3 hours before their end, still draining) and the intra-day run
     as of 5 minutes after them (``day`` + 1 must then be in the past: the readings are real)."""
     for d, last in ((day - timedelta(days=1), False), (day, True)):
         write_landing(settings.home, "air", _air(d, polluted=last, settings=settings))
@@ -167,6 +170,8 @@ def build_dashboard(settings: Settings, day: date, open_hours: int = 0) -> None:
     open_day = day + timedelta(days=1)
     if open_hours:
         write_landing(settings.home, "air", _air(open_day, False, settings, hours=open_hours))
+        wet = _waterlogging(open_day, True, settings, hours=open_hours, event_hour=open_hours - 3)
+        write_landing(settings.home, "waterlogging", wet)
     # The serving tests' own day on top (one site per feed), then the load chain and the KPI
     # run of `day`, which recomputes the dirty day before it too.
     build(settings, day)

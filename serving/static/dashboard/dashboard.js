@@ -165,12 +165,13 @@
   async function load() {
     const stateEl = document.getElementById("load-state");
     try {
-      const [sites, good, pack, depths, alerts] = await Promise.all([
+      const [sites, good, pack, depths, alerts, wet] = await Promise.all([
         state.sites ? Promise.resolve(state.sites) : getJson("/sites"),
         getJson("/air/good-days"),
         getJson("/pack/latest"),
         getJson("/waterlogging/depths"),
         getJson("/alerts/active"),
+        getJson("/live/waterlogging/current"),
       ]);
       if (!state.sites) {
         state.sites = sites;
@@ -180,6 +181,8 @@
       const before = state.data && state.data.day === day ? state.data : null;
       state.data = {
         good: good.good_days, pack, day, depths: depths.rows, alerts: alerts.alerts,
+        // the intra-day run's events of the open day, when that day is newer than the pack
+        liveWet: wet.last_run && wet.last_run.open_day && day && wet.last_run.open_day > day ? wet : null,
         daily: before ? before.daily : [], hourly: before ? before.hourly : [],
         hourlyDay: before ? before.hourlyDay : day, hourlyLive: before ? before.hourlyLive : false,
         tpi: before ? before.tpi : [], events: before ? before.events : [],
@@ -299,6 +302,10 @@
     setText(el, "points", evDet.n_points_reporting === undefined ? "—"
       : evDet.n_points_reporting + "/" + evDet.n_points);
     setBadge(el.querySelector('[data-field="status"]'), combinedStatus([ev && ev.status, depth && depth.status]));
+    const live = d.liveWet;
+    el.querySelector('[data-field="today-line"]').hidden = !live;
+    setText(el, "today", live ? live.events.length : "—");
+    setText(el, "today_ongoing", live ? live.open_events : "—");
     el.dataset.state = "ready";
 
     const tp = packRow("traffic.tpi", "old_town");
@@ -484,12 +491,19 @@
     const depthBy = {};
     for (const r of d.depths) depthBy[r.site_id] = r;
     const eventsBy = {};
-    for (const e of d.events) {
+    const seen = new Set();
+    const all = d.events.concat(d.liveWet ? d.liveWet.events : []).filter((e) => {
+      const key = e.site_id + "|" + e.event_start;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+    for (const e of all) {
       const x = eventsBy[e.site_id] || (eventsBy[e.site_id] = { n: 0, peak: null, open: 0 });
       x.n += 1;
       const peak = e.peak_depth_cm;
       if (peak !== undefined && peak !== null && (x.peak === null || peak > x.peak)) x.peak = peak;
-      if (e.status === "ongoing") x.open += 1;
+      if (e.status === "ongoing" || e.event_status === "ongoing") x.open += 1;
     }
     const info = (s) => {
       const r = depthBy[s.site_id];
@@ -532,7 +546,7 @@
     }), true);
     // Current depths are the newest raw readings, and events of the last days may still grow or
     // be restated (their own status says closed or ongoing): the panel is provisional.
-    panelStatus("panel-waterlogging", d.depths.length || d.events.length ? "provisional" : "none");
+    panelStatus("panel-waterlogging", d.depths.length || all.length ? "provisional" : "none");
   }
 
   function renderTraffic() {

@@ -193,6 +193,11 @@ def test_the_dashboard_shows_the_api_values_in_chromium(
             assert number(page, "waterlogging.events", "max_depth") == pytest.approx(
                 depth["value"], abs=0.051
             )
+            wet = api.get("/api/v1/live/waterlogging/current").json()
+            assert wet["last_run"]["open_day"] == open_day.isoformat() and wet["events"]
+            assert page.locator('[data-field="today-line"]').is_visible()
+            assert int(shown(page, "waterlogging.events", "today")) == len(wet["events"])
+            assert int(shown(page, "waterlogging.events", "today_ongoing")) == wet["open_events"]
             tpi = county(pack, "traffic.tpi", "old_town")
             assert number(page, "traffic.tpi") == pytest.approx(tpi["value"], abs=0.0051)
             assert shown(page, "traffic.tpi", "level") == tpi["details"]["level_zh"]
@@ -228,6 +233,9 @@ def test_the_dashboard_shows_the_api_values_in_chromium(
                 "/api/v1/waterlogging/events",
                 params={"start": day.isoformat(), "end": (day + timedelta(days=2)).isoformat()},
             ).json()["rows"]
+            events_api = list(
+                {(e["site_id"], e["event_start"]): e for e in events_api + wet["events"]}.values()
+            )
             rings = chart_series(page, "chart-waterlogging")[1]["data"]
             assert sorted(r["value"][2] for r in rings) == sorted(
                 [
