@@ -4,6 +4,12 @@
 with a SQLite catalog.
 
     python -m bench.bench_serve [--scale 0.1] [--clients 50] [--seconds 10] [--backends file,sqlite]
+                                [--alert-cycles 50]
+
+Also the alert latency of issue 11's benchmark list, from a sensor's publish to the alert's
+publish through a real Mosquitto (``bench.bench_alerts.run``: ``--alert-cycles`` raise and clear
+cycles, two samples each; 0 skips it; ``make bench-alerts`` is the full run with the backlog).
+The dashboard's time to tiles and the provisional values' freshness are measured elsewhere.
 
 Data: ``--scale`` of a year of every catalogue site generated into the core tables (as
 bench_kpi does), then one KPI range pass. Client and server share the machine's cores, so the
@@ -221,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backends", default="file,sqlite", help="file,sqlite (default both)")
     p.add_argument("--threads", type=int, default=8, help="serve --threads (default 8)")
     p.add_argument("--keep", action="store_true", help="keep the data folders (and serve.log)")
+    p.add_argument(
+        "--alert-cycles", type=int, default=50, help="alert latency cycles (default 50, 0: skip)"
+    )
     args = p.parse_args(argv)
     figures: list[Figures] = []
     for kind in args.backends.split(","):
@@ -240,7 +249,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'':<60}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>10}{'errors':>8}")
     for f in figures:
         print(f.row())
-    return 0 if all(f.errors == 0 for f in figures) else 1
+    alerts_ok = True
+    if args.alert_cycles:
+        alerts_ok = alert_latency(args.alert_cycles)
+    return 0 if alerts_ok and all(f.errors == 0 for f in figures) else 1
+
+
+def alert_latency(cycles: int) -> bool:
+    """The alert service's latency (bench_alerts), one line; False when the target is missed."""
+    from bench.bench_alerts import run as run_alerts
+    from simulator.broker import BrokerUnavailable
+
+    try:
+        r = run_alerts(cycles, 50.0)
+    except BrokerUnavailable as exc:
+        print(f"alert latency: skipped, no Mosquitto ({exc})")
+        return True
+    print(
+        f"alert latency, sensor publish -> alert publish ({r['samples']} samples, raise and"
+        f" clear, 50 air msg/s meanwhile): p50 {r['all_p50_ms']:.1f} ms, p99"
+        f" {r['all_p99_ms']:.1f} ms, max {r['all_max_ms']:.1f} ms"
+        f" (target p99 <= {r['target_p99_ms']:.0f} ms: {'met' if r['met'] else 'MISSED'})"
+    )
+    return bool(r["met"])
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ COMMANDS = {
     "warehouse": "citypipe.warehouse_cli",
     "serve": "serving.cli",
     "broker-acl": "citypipe.broker_acl",
+    "up": "citypipe.up",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 

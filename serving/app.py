@@ -33,7 +33,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from alerts.store import read_open, read_recent, store_path
 from common.catalogue import FEEDS, Catalogue, Site, load_catalogue
 from common.settings import Settings
-from serving import SQL, routes_datadocs, routes_live, routes_pages, routes_published, session
+from serving import (
+    SQL,
+    routes_apidocs,
+    routes_datadocs,
+    routes_live,
+    routes_pages,
+    routes_published,
+    routes_quality,
+    session,
+)
 from serving.context import ServeContext
 from serving.keys import key_matches, load_keys, presented_key
 from serving.params import (
@@ -46,6 +55,22 @@ from serving.params import (
     identifier,
     known,
     parse_date,
+)
+from serving.responses import (
+    API_ERRORS,
+    CSV_OR_JSON,
+    Alerts,
+    Error,
+    GoodDays,
+    Health,
+    KpiIds,
+    KpiPage,
+    Pack,
+    Page,
+    Ready,
+    RecentAlerts,
+    Rows,
+    Sites,
 )
 from serving.source import NotReady, Source
 from transforms.registry import KPIS
@@ -96,6 +121,8 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
             " `Authorization: Bearer <key>`."
         ),
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,  # /docs: serving/routes_apidocs.py (offline)
     )
     app.state.source = src
 
@@ -148,7 +175,7 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
         ids = frozenset(s.site_id for s in catalogue.sites.values() if feed in (None, s.feed))
         return known(value, ids, "site_id", f"{feed + ' ' if feed else ''}site")
 
-    api = APIRouter(prefix=f"/api/{API_VERSION}")
+    api = APIRouter(prefix=f"/api/{API_VERSION}", responses=API_ERRORS)
     ctx = ServeContext(
         settings=settings,
         source=src,
@@ -162,12 +189,16 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
     )
     app.state.ctx = ctx
 
-    @app.get("/health", tags=["service"])
+    @app.get("/health", tags=["service"], response_model=Health)
     def health() -> dict[str, str]:
         """Liveness: the process answers. No key needed; says nothing about the data."""
         return {"status": "ok"}
 
-    @app.get("/ready", tags=["service"])
+    @app.get(
+        "/ready",
+        tags=["service"],
+        responses={200: {"model": Ready}, 401: {"model": Error}, 503: {"model": Ready}},
+    )
     def ready() -> JSONResponse:
         """Readiness: the warehouse is readable; when it last loaded and last ran the KPIs."""
         try:
@@ -183,12 +214,12 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
 
     # -- KPIs ------------------------------------------------------------------------------
 
-    @api.get("/kpis", tags=["kpis"])
+    @api.get("/kpis", tags=["kpis"], response_model=KpiIds)
     def kpi_ids() -> dict[str, Any]:
         """The KPI ids in the pack (see docs/kpis.md), with their unit and days covered."""
         return {"feeds": sorted(KPIS), "kpis": rows("select_kpi_ids.sql", {})}
 
-    @api.get("/kpis/{kpi_id}", tags=["kpis"])
+    @api.get("/kpis/{kpi_id}", tags=["kpis"], response_model=KpiPage)
     def kpi_values(
         kpi_id: str,
         start: DateText = None,
@@ -218,7 +249,7 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
             **page("select_kpi_values.sql", params, limit, offset),
         }
 
-    @api.get("/pack/latest", tags=["kpis"])
+    @api.get("/pack/latest", tags=["kpis"], response_model=Pack)
     def pack_latest(as_of: DateText = None) -> dict[str, Any]:
         """The newest day's whole KPI pack (on or before `as_of`)."""
         as_of_date = parse_date(as_of, "as_of") if as_of is not None else None
@@ -228,14 +259,14 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
         kpis = rows("select_pack.sql", {"local_date": last})
         return {"date": last, "count": len(kpis), "kpis": kpis}
 
-    @api.get("/pack/{day}", tags=["kpis"])
+    @api.get("/pack/{day}", tags=["kpis"], response_model=Pack)
     def pack_of_day(day: str) -> dict[str, Any]:
         """The whole KPI pack of one day (`citypipe kpis --date`)."""
         local_date = parse_date(day, "day")
         kpis = rows("select_pack.sql", {"local_date": local_date})
         return {"date": local_date, "count": len(kpis), "kpis": kpis}
 
-    @api.get("/restatements", tags=["kpis"])
+    @api.get("/restatements", tags=["kpis"], response_model=Page)
     def restatements(
         start: DateText = None,
         end: DateText = None,
@@ -249,7 +280,7 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
         params = {"start_date": first, "end_date": last, "kpi_id": identifier(kpi_id, "kpi_id")}
         return page("select_restatements.sql", params, limit, offset)
 
-    @api.get("/air/good-days", tags=["air"])
+    @api.get("/air/good-days", tags=["air"], response_model=GoodDays)
     def good_days(as_of: DateText = None) -> dict[str, Any]:
         """Good-days ratio year to date against the target (96 %) and the remaining budget of
         non-good days this year, as of the newest computed day (on or before `as_of`)."""
@@ -259,7 +290,7 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
 
     # -- station and feed values ------------------------------------------------------------
 
-    @api.get("/air/stations/daily", tags=["air"])
+    @api.get("/air/stations/daily", tags=["air"], response_model=Page)
     def air_station_daily(
         start: DateText = None,
         end: DateText = None,
@@ -272,7 +303,7 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
         params = {"start_date": first, "end_date": last, "site_id": site_param(site_id, "air")}
         return page("select_air_daily_station.sql", params, limit, offset)
 
-    @api.get("/air/stations/hourly", tags=["air"])
+    @api.get("/air/stations/hourly", tags=["air"], response_model=Page)
     def air_station_hourly(
         start: DateText = None,
         end: DateText = None,
@@ -290,7 +321,7 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
         params = {"start_date": first, "end_date": last, "scope": scope}
         return page("select_air_hourly.sql", params, limit, offset)
 
-    @api.get("/water/sections", tags=["water"])
+    @api.get("/water/sections", tags=["water"], response_model=Page)
     def water_sections(
         start: DateText = None,
         end: DateText = None,
@@ -309,7 +340,7 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
         }
         return page("select_water_sections.sql", params, limit, offset)
 
-    @api.get("/water/items", tags=["water"])
+    @api.get("/water/items", tags=["water"], response_model=Page)
     def water_items(
         start: DateText = None,
         end: DateText = None,
@@ -328,7 +359,7 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
         }
         return page("select_water_items.sql", params, limit, offset)
 
-    @api.get("/waterlogging/events", tags=["waterlogging"])
+    @api.get("/waterlogging/events", tags=["waterlogging"], response_model=Page)
     def waterlogging_events(
         start: DateText = None,
         end: DateText = None,
@@ -341,7 +372,7 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
         params = {"start_date": first, "end_date": last, "site_id": site_param(site_id)}
         return page("select_waterlogging_events.sql", params, limit, offset)
 
-    @api.get("/waterlogging/depths", tags=["waterlogging"])
+    @api.get("/waterlogging/depths", tags=["waterlogging"], response_model=Rows)
     def waterlogging_depths(site_id: IdText = None) -> dict[str, Any]:
         """The current depth of each point: its newest valid reading in the warehouse."""
         found = rows(
@@ -349,7 +380,7 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
         )
         return {"count": len(found), "rows": found}
 
-    @api.get("/traffic/tpi", tags=["traffic"])
+    @api.get("/traffic/tpi", tags=["traffic"], response_model=Page)
     def traffic_tpi(
         start: DateText = None,
         end: DateText = None,
@@ -373,7 +404,7 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
         }
         return page("select_traffic_hourly.sql", params, limit, offset)
 
-    @api.get("/sites", tags=["catalogue"])
+    @api.get("/sites", tags=["catalogue"], response_model=Sites)
     def sites(
         feed: Annotated[str | None, Query(description="air, water, waterlogging, traffic")] = None,
     ) -> dict[str, Any]:
@@ -389,7 +420,7 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
 
     # -- data quality ---------------------------------------------------------------------
 
-    @api.get("/quality/days", tags=["quality"])
+    @api.get("/quality/days", tags=["quality"], response_model=Page)
     def quality_days(
         start: DateText = None,
         end: DateText = None,
@@ -409,7 +440,7 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
         }
         return page("select_quality_days.sql", params, limit, offset)
 
-    @api.get("/quality/flagged", tags=["quality"], response_model=None)
+    @api.get("/quality/flagged", tags=["quality"], response_model=None, responses=CSV_OR_JSON)
     def quality_flagged(
         start: DateText = None,
         end: DateText = None,
@@ -433,7 +464,7 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
         result = page("select_flagged_readings.sql", params, limit, offset)
         return _csv(result, "flagged", first, last) if fmt == "csv" else result
 
-    @api.get("/quality/quarantined", tags=["quality"], response_model=None)
+    @api.get("/quality/quarantined", tags=["quality"], response_model=None, responses=CSV_OR_JSON)
     def quality_quarantined(
         start: DateText = None,
         end: DateText = None,
@@ -459,13 +490,13 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
 
     # -- alerts ---------------------------------------------------------------------------
 
-    @api.get("/alerts/active", tags=["alerts"])
+    @api.get("/alerts/active", tags=["alerts"], response_model=Alerts)
     def alerts_active() -> dict[str, Any]:
         """Alerts open now, oldest first (the `citypipe alerts` service's store)."""
         found = _alerts(lambda path: read_open(path), settings)
         return {"count": len(found), "alerts": found}
 
-    @api.get("/alerts/recent", tags=["alerts"])
+    @api.get("/alerts/recent", tags=["alerts"], response_model=RecentAlerts)
     def alerts_recent(
         hours: Annotated[int, Query(ge=1, le=MAX_ALERT_HOURS, description="look-back")] = 24,
         limit: Limit = 1000,
@@ -478,9 +509,11 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
     app.include_router(api)
     # Feature modules: each adds its routes from the context (serving/context.py).
     app.include_router(session.routes(ctx, keys))
+    app.include_router(routes_apidocs.routes(ctx))
     app.include_router(routes_datadocs.routes(ctx))
     app.include_router(routes_published.routes(ctx))
     app.include_router(routes_live.routes(ctx))
+    app.include_router(routes_quality.routes(ctx))
     app.include_router(routes_pages.routes(ctx))
     return app
 
