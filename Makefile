@@ -78,5 +78,9 @@ bench-freshness: sync
 bench-shared: sync
 	$(RUN) python -m bench.bench_shared
 
+# Time until the dashboard's tiles show their values, in headless Chromium.
+bench-dashboard: sync
+	$(RUN) python -m bench.bench_dashboard
+
 clean:
 	rm -rf data .pytest_cache .ruff_cache .mypy_cache

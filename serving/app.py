@@ -38,6 +38,7 @@ from serving import (
     routes_apidocs,
     routes_datadocs,
     routes_live,
+    routes_pages,
     routes_published,
     routes_quality,
     session,
@@ -513,6 +514,7 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
     app.include_router(routes_published.routes(ctx))
     app.include_router(routes_live.routes(ctx))
     app.include_router(routes_quality.routes(ctx))
+    app.include_router(routes_pages.routes(ctx))
     return app
 
 
