@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from common.settings import REPO_ROOT, Settings
 
@@ -252,7 +252,11 @@ def celery_broker_url(settings: Settings, hide_password: bool = False) -> str:
     parts = urlsplit(settings.celery_broker_url)
     if settings.celery_broker_password is None or parts.hostname is None:
         return settings.celery_broker_url
-    secret = "***" if hide_password else settings.celery_broker_password.get_secret_value()
+    secret = (
+        "***"
+        if hide_password
+        else quote(settings.celery_broker_password.get_secret_value(), safe="")
+    )
     user = parts.username or ""
     port = f":{parts.port}" if parts.port else ""
     netloc = f"{user}:{secret}@{parts.hostname}{port}"
@@ -295,6 +299,18 @@ def worker_hostname() -> str:
 def celery_env(settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
     """(Airflow's environment for the CeleryExecutor, what to print and record: no secrets).
     Creates the metadata database on first use; refuses when Redis does not answer."""
+    import importlib.util
+
+    missing = [
+        extra
+        for extra, module in (("celery", "airflow.providers.celery"), ("postgres", "psycopg"))
+        if importlib.util.find_spec(module) is None
+    ]
+    if missing:
+        raise RuntimeError(
+            f"--executor celery needs the {' and '.join(missing)} extra(s):"
+            f" uv sync {' '.join('--extra ' + m for m in missing)}"
+        )
     parts = urlsplit(settings.celery_broker_url)
     if parts.hostname and not _port_open(parts.hostname, parts.port or 6379):
         raise RuntimeError(
