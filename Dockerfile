@@ -13,12 +13,13 @@ WORKDIR /app
 # Dependency layer: built from the lock alone, so a source change reuses the cached layer and
 # only a changed pyproject.toml or uv.lock reinstalls the dependencies.
 COPY pyproject.toml uv.lock ./
-# The `postgres` extra: Airflow's metadata on PostgreSQL needs a driver (psycopg, from the lock).
-RUN uv sync --frozen --no-dev --extra postgres --no-install-project
+# The `postgres` extra: Airflow's metadata on PostgreSQL needs a driver (psycopg, from the lock);
+# the `celery` extra: the CeleryExecutor of compose's celery profile.
+RUN uv sync --frozen --no-dev --extra postgres --extra celery --no-install-project
 
 # The project itself (what .dockerignore leaves: sources, dags/, reference/, deploy/, docs).
 COPY . .
-RUN uv sync --frozen --no-dev --extra postgres --inexact
+RUN uv sync --frozen --no-dev --extra postgres --extra celery --inexact
 
 # Run as a service account, not root. /data is the data volume's mount point: a new named
 # volume takes this owner, and citypipe keeps it 0700 (docs/operations.md, permissions).

@@ -8,7 +8,9 @@ terminal reaches only the supervisor, which stops the rest in order):
 - ``citypipe ingest``, ``citypipe alerts`` and ``citypipe serve`` (an API key is generated into
   a 0600 file when none is configured);
 - Airflow 3 with the LocalExecutor: ``airflow db migrate``, then the scheduler, DAG processor,
-  triggerer and API server, running the repo's ``dags/`` on their own schedules;
+  triggerer and API server, running the repo's ``dags/`` on their own schedules; with
+  ``--executor celery``, the CeleryExecutor instead: Airflow's metadata in a PostgreSQL database
+  of its own (created on first use), Redis as Celery's broker, and two ``airflow celery worker``;
 - with ``--simulate``, ``citypipe simulate --realtime``.
 
 It waits until every part is healthy, prints the URLs and where each credential comes from,
@@ -23,9 +25,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import socket
@@ -38,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from common.settings import REPO_ROOT, Settings
 
@@ -52,6 +57,9 @@ DUCKDB_POOL = "citypipe_duckdb"
 DAG_IDS = ("citypipe_ingest", "citypipe_daily_kpis", "citypipe_maintenance")
 # A finished simulator is no failure: the other parts go on.
 MAY_EXIT = frozenset({"simulate", "airflow-pool"})
+EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
+# Two Celery workers on one machine, told apart by their node and host names.
+CELERY_WORKERS = ("citypipe-worker-1", "citypipe-worker-2")
 
 
 class AlreadyUp(RuntimeError):
@@ -83,6 +91,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=int,
         default=4,
         help="Airflow task processes at once (default 4; each is a Python process)",
+    )
+    p.add_argument(
+        "--executor",
+        choices=sorted(EXECUTORS),
+        default="local",
+        help="Airflow's executor: local (LocalExecutor, SQLite metadata; the default) or celery"
+        " (CeleryExecutor, PostgreSQL metadata, Redis broker, two workers; docs/up.md)",
+    )
+    p.add_argument(
+        "--worker-concurrency",
+        type=int,
+        default=2,
+        help="task processes per Celery worker (default 2; with --executor celery)",
     )
     p.add_argument(
         "--grace",
@@ -202,6 +223,130 @@ def airflow_login(airflow_home: Path, env: dict[str, str]) -> tuple[str | None, 
 
 def read_airflow_password(pw_file: Path, user: str) -> str:
     return str(json.loads(pw_file.read_text(encoding="utf-8"))[user])
+
+
+# ------------------------------------------------------------------------- the Celery executor
+
+
+def airflow_database_name(settings: Settings) -> str:
+    """Airflow's metadata database for ``--executor celery``: configured, else one per data
+    folder (a second data folder on the same server gets a database of its own)."""
+    if settings.airflow_database:
+        return settings.airflow_database
+    digest = hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:10]
+    return f"citypipe_airflow_{digest}"
+
+
+def airflow_database_url(settings: Settings, database: str, hide_password: bool = False) -> str:
+    """The psycopg 3 URL of that database, the password (if any) from the settings."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.airflow_postgres_url).set(database=database)
+    if settings.airflow_postgres_password is not None:
+        url = url.set(password=settings.airflow_postgres_password.get_secret_value())
+    return url.render_as_string(hide_password=hide_password)
+
+
+def celery_broker_url(settings: Settings, hide_password: bool = False) -> str:
+    """Celery's broker URL, the password (if any) from the settings."""
+    parts = urlsplit(settings.celery_broker_url)
+    if settings.celery_broker_password is None or parts.hostname is None:
+        return settings.celery_broker_url
+    secret = (
+        "***"
+        if hide_password
+        else quote(settings.celery_broker_password.get_secret_value(), safe="")
+    )
+    user = parts.username or ""
+    port = f":{parts.port}" if parts.port else ""
+    netloc = f"{user}:{secret}@{parts.hostname}{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def create_airflow_database(settings: Settings, database: str) -> bool:
+    """Create the metadata database unless it exists; True when it was created. CREATE DATABASE
+    cannot run in a transaction, hence psycopg in autocommit (the `postgres` extra)."""
+    import psycopg
+    from psycopg.sql import SQL, Identifier
+    from sqlalchemy.engine import make_url
+
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", database):
+        raise ValueError(f"CITYPIPE_AIRFLOW_DATABASE {database!r}: use [a-z0-9_], 63 at most")
+    url = make_url(settings.airflow_postgres_url).set(drivername="postgresql", database="postgres")
+    password = settings.airflow_postgres_password
+    conninfo = url.set(password=password.get_secret_value() if password else None)
+    with psycopg.connect(
+        conninfo.render_as_string(hide_password=False), autocommit=True, connect_timeout=10
+    ) as con:
+        found = con.execute("select 1 from pg_database where datname = %s", (database,)).fetchone()
+        if found:
+            return False
+        # DDL takes no bound names: a quoted identifier (and checked above).
+        con.execute(SQL("create database {}").format(Identifier(database)))
+    return True
+
+
+def worker_hostname() -> str:
+    """Airflow's ``core.hostname_callable`` in ``citypipe up``'s Celery workers: the worker's name
+    and the machine's, so the task instances say which worker ran them."""
+    from common.settings import get_settings
+
+    name = get_settings().airflow_worker_name
+    fqdn = socket.getfqdn()
+    return f"{name}@{fqdn}" if name else fqdn
+
+
+def celery_env(settings: Settings) -> tuple[dict[str, str], dict[str, str]]:
+    """(Airflow's environment for the CeleryExecutor, what to print and record: no secrets).
+    Creates the metadata database on first use; refuses when Redis does not answer."""
+    import importlib.util
+
+    missing = [
+        extra
+        for extra, module in (("celery", "airflow.providers.celery"), ("postgres", "psycopg"))
+        if importlib.util.find_spec(module) is None
+    ]
+    if missing:
+        raise RuntimeError(
+            f"--executor celery needs the {' and '.join(missing)} extra(s):"
+            f" uv sync {' '.join('--extra ' + m for m in missing)}"
+        )
+    parts = urlsplit(settings.celery_broker_url)
+    if parts.hostname and not _port_open(parts.hostname, parts.port or 6379):
+        raise RuntimeError(
+            f"Celery's broker {celery_broker_url(settings, hide_password=True)} does not answer;"
+            " start Redis or set CITYPIPE_CELERY_BROKER_URL"
+        )
+    database = airflow_database_name(settings)
+    created = create_airflow_database(settings, database)
+    conn = airflow_database_url(settings, database)
+    env = {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": conn,
+        # psycopg 3 is the async driver too (Airflow would otherwise want asyncpg).
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": conn,
+        "AIRFLOW__CELERY__BROKER_URL": celery_broker_url(settings),
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{conn}",
+        # A queue per data folder: stacks sharing one Redis never take each other's tasks.
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": database,
+    }
+    shown = {
+        "airflow_database": database,
+        "airflow_database_url": airflow_database_url(settings, database, hide_password=True),
+        "airflow_database_created": "created" if created else "existing",
+        "celery_broker_url": celery_broker_url(settings, hide_password=True),
+        "celery_queue": database,
+    }
+    return env, shown
+
+
+def worker_ready(log_path: Path, name: str) -> bool:
+    """Celery logs "<node> ready." once the worker consumes its queue."""
+    try:
+        text = log_path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return re.search(rf"{re.escape(name)}@\S+ ready\.", text) is not None
 
 
 # ------------------------------------------------------------------------- processes
@@ -558,6 +703,11 @@ def _run(args: argparse.Namespace, settings: Settings, stack: Stack, t0: float) 
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         }
     )
+    executor = EXECUTORS[args.executor]
+    shown: dict[str, str] = {}
+    if executor == "CeleryExecutor":
+        celery, shown = celery_env(settings)
+        env.update(celery)
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
     user, pw_file, pw_how = airflow_login(settings.airflow_home, env)
     db_file = settings.airflow_home / "airflow.db"
@@ -591,6 +741,30 @@ def _run(args: argparse.Namespace, settings: Settings, stack: Stack, t0: float) 
         _airflow("api-server", "--host", host, "--port", str(args.airflow_port), "--workers", "1"),
         env,
     )
+    workers: list[tuple[str, Part]] = []
+    if executor == "CeleryExecutor":
+        for name in CELERY_WORKERS:
+            worker_env = {
+                **env,
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "citypipe.up.worker_hostname",
+                "CITYPIPE_AIRFLOW_WORKER_NAME": name,
+            }
+            argv = _airflow(
+                "celery",
+                "worker",
+                "--celery-hostname",
+                f"{name}@%h",
+                "--concurrency",
+                str(args.worker_concurrency),
+                # Both on one machine: no start-up sync or event chatter between them, and the
+                # API server reads task logs from the shared folder (no log server per worker).
+                "--without-mingle",
+                "--without-gossip",
+                "--skip-serve-logs",
+            )
+            workers.append(
+                (name, stack.spawn(f"airflow-{name.removeprefix('citypipe-')}", argv, worker_env))
+            )
     state = {
         "home": str(home),
         "mqtt_url": mqtt_url,
@@ -598,6 +772,9 @@ def _run(args: argparse.Namespace, settings: Settings, stack: Stack, t0: float) 
         "airflow_url": af_base,
         "airflow_user": user,
         "airflow_passwords_file": str(pw_file),
+        "executor": executor,
+        **shown,
+        "celery_workers": [name for name, _ in workers],
         "ports": {
             "api": args.port,
             "airflow": args.airflow_port,
@@ -617,6 +794,8 @@ def _run(args: argparse.Namespace, settings: Settings, stack: Stack, t0: float) 
         "Airflow": lambda: airflow_healthy(af_base),
         "Airflow pool": lambda: pool.proc.poll() == 0,
     }
+    for name, part in workers:
+        checks[name] = lambda name=name, part=part: worker_ready(part.log, name)
     if mqtt_host is not None and mqtt_port is not None:
         checks["broker"] = lambda: _port_open(mqtt_host, mqtt_port)
     pending = dict(checks)
@@ -658,6 +837,21 @@ def _run(args: argparse.Namespace, settings: Settings, stack: Stack, t0: float) 
                 f"  Airflow UI   {af_base}/",
                 f"  Airflow      {login}",
                 f"  DAGs         {settings.dags_folder} (unpaused, on their own schedules)",
+                f"  executor     {executor}"
+                + (
+                    f": workers {', '.join(n for n, _ in workers)} on queue"
+                    f" {shown['celery_queue']}, broker {shown['celery_broker_url']}"
+                    if workers
+                    else " (SQLite metadata in the data folder)"
+                ),
+                *(
+                    [
+                        f"  metadata     {shown['airflow_database_url']}"
+                        f" ({shown['airflow_database_created']})"
+                    ]
+                    if shown
+                    else []
+                ),
                 *(["  simulator    real time from today 00:00"] if args.simulate else []),
                 f"up in {elapsed:.0f} s; Ctrl-C stops everything",
             ]

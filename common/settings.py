@@ -88,6 +88,21 @@ class Settings(BaseSettings):
     api_keys: SecretStr | None = None
     api_keys_file: Path | None = None
 
+    # `citypipe up --executor celery` (docs/up.md): the PostgreSQL server where up creates its
+    # Airflow metadata database (psycopg 3 URL, no database and no password in it), and Celery's
+    # Redis broker. Passwords only from the environment or *_FILE; never defaulted.
+    airflow_postgres_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432"
+    airflow_postgres_password: SecretStr | None = None
+    airflow_postgres_password_file: Path | None = None
+    # Its database there; None: citypipe_airflow_<hash of the data folder> (one per data folder).
+    airflow_database: str | None = None
+    celery_broker_url: str = "redis://127.0.0.1:6379/0"
+    celery_broker_password: SecretStr | None = None
+    celery_broker_password_file: Path | None = None
+    # The name a Celery worker reports as the host of the task instances it runs (set by
+    # `citypipe up` per worker, so the UI and API tell two workers on one machine apart).
+    airflow_worker_name: str | None = None
+
     @model_validator(mode="after")
     def _read_password_file(self) -> Settings:
         if self.mqtt_password is None and self.mqtt_password_file is not None:
@@ -99,6 +114,12 @@ class Settings(BaseSettings):
             self.s3_secret_access_key = SecretStr(text)
         if self.api_keys is None and self.api_keys_file is not None:
             self.api_keys = SecretStr(self.api_keys_file.read_text())
+        if self.airflow_postgres_password is None and self.airflow_postgres_password_file:
+            text = self.airflow_postgres_password_file.read_text().strip()
+            self.airflow_postgres_password = SecretStr(text)
+        if self.celery_broker_password is None and self.celery_broker_password_file:
+            text = self.celery_broker_password_file.read_text().strip()
+            self.celery_broker_password = SecretStr(text)
         if self.flush_max_age_s > 5:
             raise ValueError(
                 "CITYPIPE_FLUSH_MAX_AGE_S must be at most 5 s (contract of ack latency)"

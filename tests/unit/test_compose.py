@@ -283,3 +283,68 @@ def test_the_image_runs_as_a_service_account_with_the_venv_on_path() -> None:
     env = " ".join(args for word, args in steps if word == "ENV")
     assert 'PATH="/app/.venv/bin:$PATH"' in env
     assert "CITYPIPE_HOME=/data" in env
+
+
+CELERY_WORKERS = ("airflow-worker-1", "airflow-worker-2")
+
+
+def test_the_celery_profile_adds_redis_and_two_workers_behind_one_switch() -> None:
+    svc = services()
+    for name in ("redis", *CELERY_WORKERS):
+        assert svc[name].get("profiles") == ["celery"], f"{name} must be in the celery profile only"
+    # Everything else starts without the profile (LocalExecutor, the default).
+    for name, service in svc.items():
+        if name not in ("redis", *CELERY_WORKERS):
+            assert "celery" not in (service.get("profiles") or []), name
+    assert svc["redis"]["image"].startswith("redis:")
+    assert "redis-data:/data" in svc["redis"]["volumes"]
+    names = set()
+    for name in CELERY_WORKERS:
+        words = command_words(svc[name])
+        assert words[:3] == ["airflow", "celery", "worker"], name
+        names.add(words[words.index("--celery-hostname") + 1])
+        assert svc[name].get("build") == ".", name
+        assert "citypipe-data:/data" in svc[name]["volumes"], name
+        dep = svc[name]["depends_on"]
+        assert dep["redis"]["condition"] == "service_healthy", name
+        assert dep["airflow-init"]["condition"] == "service_completed_successfully", name
+        # The same Airflow configuration as the scheduler: metadata, keys, DAGs, warehouse.
+        assert env_of(svc[name]) == env_of(svc["airflow-scheduler"]), name
+        assert secret_names(svc[name]) == secret_names(svc["airflow-scheduler"]), name
+    assert len(names) == len(CELERY_WORKERS), f"two workers need distinct node names: {names}"
+    # One switch: the executor comes from .env, LocalExecutor when unset.
+    for name in (*AIRFLOW_COMPONENTS, "airflow-init", *CELERY_WORKERS):
+        assert env_of(svc[name])["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW_EXECUTOR:-LocalExecutor}"
+
+
+def test_celery_reaches_redis_with_the_password_from_its_secret_file() -> None:
+    svc = services()
+    assert "redis_password" in secret_names(svc["redis"])
+    entry = " ".join(svc["redis"].get("entrypoint") or [])
+    assert "/run/secrets/redis_password" in entry and "requirepass" in entry
+    assert "--requirepass" not in entry, "a password on a command line is visible in ps"
+    for name in (*AIRFLOW_COMPONENTS, *CELERY_WORKERS):
+        env = env_of(svc[name])
+        assert "AIRFLOW__CELERY__BROKER_URL" not in env, name
+        script = env["AIRFLOW__CELERY__BROKER_URL_CMD"].split()[-1]
+        assert (ROOT / script.removeprefix("/app/")).is_file(), script
+        assert env["CELERY_BROKER_PASSWORD_FILE"] == "/run/secrets/redis_password"
+
+
+def test_the_celery_broker_url_command_quotes_the_password(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    secret = tmp_path / "redis_password"
+    secret.write_text("p@ss/word:1\n", encoding="utf-8")
+    script = ROOT / "deploy" / "airflow" / "celery_broker_url.py"
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        env={"CELERY_BROKER_PASSWORD_FILE": str(secret)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out == "redis://:p%40ss%2Fword%3A1@redis:6379/0"
+    missing = subprocess.run([sys.executable, str(script)], env={}, capture_output=True, text=True)
+    assert missing.returncode == 2 and "no default password" in missing.stderr
