@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import sqlite3
@@ -71,6 +69,7 @@ from serving.responses import (
     RecentAlerts,
     Rows,
     Sites,
+    csv_page,
 )
 from serving.source import NotReady, Source
 from transforms.registry import KPIS
@@ -462,7 +461,7 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
         }
         fmt = choice(format, FORMATS, "format")
         result = page("select_flagged_readings.sql", params, limit, offset)
-        return _csv(result, "flagged", first, last) if fmt == "csv" else result
+        return csv_page(result, "flagged", first, last) if fmt == "csv" else result
 
     @api.get("/quality/quarantined", tags=["quality"], response_model=None, responses=CSV_OR_JSON)
     def quality_quarantined(
@@ -486,7 +485,7 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
         }
         fmt = choice(format, FORMATS, "format")
         result = page("select_quarantined.sql", params, limit, offset)
-        return _csv(result, "quarantined", first, last) if fmt == "csv" else result
+        return csv_page(result, "quarantined", first, last) if fmt == "csv" else result
 
     # -- alerts ---------------------------------------------------------------------------
 
@@ -660,21 +659,6 @@ def _alerts(read: Callable[[Any], Iterable[Any]], settings: Settings) -> list[di
         return [asdict(a) for a in read(path)]
     except sqlite3.Error as exc:
         raise NotReady(f"alert store {path.name} not readable now: {exc}") from None
-
-
-def _csv(result: dict[str, Any], what: str, first: date, last: date) -> Response:
-    buf = io.StringIO()
-    found: list[dict[str, Any]] = result["rows"]
-    writer = csv.writer(buf)
-    if found:
-        writer.writerow(found[0].keys())
-        for r in found:
-            writer.writerow(["" if v is None else v for v in r.values()])
-    headers = {
-        "Content-Disposition": f'attachment; filename="{what}_{first}_{last}.csv"',
-        "X-Next-Offset": "" if result["next_offset"] is None else str(result["next_offset"]),
-    }
-    return Response(buf.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -2,15 +2,19 @@
 schemathesis contract test, tests/integration/serving/test_serve_contract.py).
 
 Rows stay ``dict[str, Any]``: their columns are the SQL files' (serving/sql/, docs/serving.md).
-Every model allows extra keys, so a key an endpoint adds later is served, not silently dropped
+Also the one CSV download of a page of rows (``csv_page``). Every model allows extra keys, so a key an endpoint adds later is served, not silently dropped
 by FastAPI's response filtering.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+from datetime import date
 from typing import Any
 
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 Row = dict[str, Any]
@@ -124,3 +128,19 @@ CSV_OR_JSON: dict[int | str, dict[str, Any]] = {
         "description": "a page of rows as JSON, or as CSV with `format=csv`",
     }
 }
+
+
+def csv_page(result: dict[str, Any], what: str, first: date, last: date) -> Response:
+    """A page of rows (``ServeContext.page``) as a CSV download; ``X-Next-Offset`` pages on."""
+    buf = io.StringIO()
+    found: list[dict[str, Any]] = result["rows"]
+    writer = csv.writer(buf)
+    if found:
+        writer.writerow(found[0].keys())
+        for r in found:
+            writer.writerow(["" if v is None else v for v in r.values()])
+    headers = {
+        "Content-Disposition": f'attachment; filename="{what}_{first}_{last}.csv"',
+        "X-Next-Offset": "" if result["next_offset"] is None else str(result["next_offset"]),
+    }
+    return Response(buf.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)

@@ -12,10 +12,7 @@ The page itself reads these and the existing ``/api/v1/quality/days``, ``/flagge
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from datetime import date
 from importlib.resources import files
 from typing import Annotated, Any
 
@@ -25,6 +22,7 @@ from fastapi.responses import HTMLResponse, Response
 from common.catalogue import FEEDS
 from serving.context import ServeContext
 from serving.params import MAX_OFFSET, MAX_PAGE_ROWS, choice, date_range
+from serving.responses import csv_page
 from serving.routes_datadocs import PREFIX as DATA_DOCS_PREFIX
 from serving.routes_datadocs import result_url
 
@@ -99,7 +97,7 @@ def routes(ctx: ServeContext) -> APIRouter:
         if fmt == "csv":
             for row in result["rows"]:
                 row["anomaly_list"] = " ".join(_anomaly_text(a) for a in row["anomaly_list"])
-            return _csv(result, "seq_gaps", first, last)
+            return csv_page(result, "seq_gaps", first, last)
         return {"start": first, "end": last, **result}
 
     @router.get(f"{ctx.api_prefix}/quality/runs", tags=["quality"], response_model=None)
@@ -134,7 +132,7 @@ def routes(ctx: ServeContext) -> APIRouter:
                 row["flagged"] = " ".join(
                     f"{x['expectation']}:{x['readings']}" for x in row["flagged"]
                 )
-            return _csv(result, "validation_runs", first, last)
+            return csv_page(result, "validation_runs", first, last)
         return {
             "start": first,
             "end": last,
@@ -151,19 +149,3 @@ def _anomaly_text(a: dict[str, Any]) -> str:
     if a["kind"] == "gap":
         return f"gap:{a['seq_from']}-{a['seq_to']}({a['missing']})@{at}"
     return f"{a['kind']}:{a['seq_before']}>{a['seq_after']}@{at}"
-
-
-def _csv(result: dict[str, Any], what: str, first: date, last: date) -> Response:
-    """A page of rows as a CSV download (as the other quality endpoints answer)."""
-    buf = io.StringIO()
-    found: list[dict[str, Any]] = result["rows"]
-    writer = csv.writer(buf)
-    if found:
-        writer.writerow(found[0].keys())
-        for r in found:
-            writer.writerow(["" if v is None else v for v in r.values()])
-    headers = {
-        "Content-Disposition": f'attachment; filename="{what}_{first}_{last}.csv"',
-        "X-Next-Offset": "" if result["next_offset"] is None else str(result["next_offset"]),
-    }
-    return Response(buf.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)

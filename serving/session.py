@@ -9,6 +9,7 @@ or the page. Programs keep using the header; a key in the query string is not ac
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import html
@@ -71,8 +72,14 @@ def login_redirect(path: str, query: str) -> Response:
     return RedirectResponse(f"/login?next={quote(safe_next(target), safe='/')}", status_code=303)
 
 
+@functools.cache
+def _asset(name: str) -> bytes:
+    """A file of serving/static, read once (not at import: no I/O then)."""
+    return files("serving").joinpath("static", name).read_bytes()
+
+
 def _page(next_path: str, failed: bool) -> str:
-    template = files("serving").joinpath("static/login.html").read_text(encoding="utf-8")
+    template = _asset("login.html").decode("utf-8")
     message = (
         '<p class="error" role="alert"><span lang="zh">密钥无效。</span>'
         ' <span lang="en">That key is not valid.</span></p>'
@@ -117,8 +124,7 @@ def routes(ctx: ServeContext, keys: tuple[str, ...]) -> APIRouter:
     @router.get("/favicon.ico")
     def favicon() -> Response:
         # Browsers ask for it on every page; answering saves a 404 in every console.
-        icon = files("serving").joinpath("static/favicon.svg").read_bytes()
-        return Response(icon, media_type="image/svg+xml")
+        return Response(_asset("favicon.svg"), media_type="image/svg+xml")
 
     @router.post("/logout")
     def logout() -> Response:
