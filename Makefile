@@ -7,7 +7,7 @@ RUN := $(UV) run --frozen
 PY_PACKAGES := $(wildcard common citypipe dags steps ingestion alerts simulator warehouse expectations transforms serving bench)
 SQL_DIRS := $(wildcard common/sql alerts/sql citypipe/sql warehouse/sql transforms/sql serving/sql steps/sql)
 
-.PHONY: sync demo test test-fast test-unit test-integration check lint typecheck sqllint fmt \
+.PHONY: sync demo test test-fast test-unit test-integration test-reliability check lint typecheck sqllint fmt \
 	bench-ingest bench-load bench-kpi bench-mixed bench-seq-gaps bench-alerts bench-serve \
 	bench-freshness bench-shared bench-dashboard clean
 
@@ -30,6 +30,12 @@ test-unit: sync
 # Real Mosquitto, real Airflow runs, real DuckDB files and processes: tests/integration.
 test-integration: sync
 	$(RUN) pytest tests/integration
+
+# Faults, load and hostile input across the whole chain (tests/reliability, docs/reliability.md)
+# at the issue's sizes (100,000 readings, 3 minutes at 10,000 readings/s, ...); `make test` and
+# CI run the same cases at their bounded size. Prints the table of figures at the end.
+test-reliability: sync
+	CITYPIPE_RELIABILITY_SCALE=full $(RUN) pytest tests/reliability -p no:cacheprovider
 
 # The guard rails; .pre-commit-config.yaml runs the same three targets.
 check: sync

@@ -75,6 +75,7 @@ pytest_plugins = [
     "support.air_fixtures",
     "support.s3_fixtures",
     "support.browser",
+    "support.reliability",
 ]
 
 # Tests live in tests/unit (in-process: no broker, no Airflow, no subprocess, no warehouse
@@ -110,12 +111,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         kind = rel.parts[0]
         if kind == "integration":
             item.add_marker(pytest.mark.integration)
+        elif kind == "reliability":
+            # The whole-chain suite (tests/reliability, `make test-reliability`): real processes.
+            item.add_marker(pytest.mark.integration)
+            item.add_marker(pytest.mark.reliability)
         elif kind == "unit":
             used = INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ()))
             if item.get_closest_marker("integration") is not None or used:
                 why = f"uses {sorted(used)}" if used else "is marked integration"
                 wrong.append(f"{item.nodeid} {why}: move it to tests/integration/")
         else:
-            wrong.append(f"{item.nodeid}: tests live under tests/unit/ or tests/integration/")
+            wrong.append(
+                f"{item.nodeid}: tests live under tests/unit/, tests/integration/ "
+                "or tests/reliability/"
+            )
     if wrong:
         raise pytest.UsageError("misplaced tests:\n  " + "\n  ".join(wrong))

@@ -2,89 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
 
-import psutil
 import pytest
 from support.ingest_fixtures import landing_rows, publish, quarantine_reasons, temp_files
+from support.ingest_process import Ingest, gone
 from support.payloads import make_plan
 
-from common.settings import REPO_ROOT, Settings
+from common.settings import Settings
 from simulator.broker import BrokerHandle
 
 pytestmark = pytest.mark.integration
-
-
-class Ingest:
-    """One `citypipe ingest` subprocess and its status file."""
-
-    def __init__(self, home: Path, url: str, *extra: str) -> None:
-        self.status = home / "status" / "ingest.json"
-        self.status.unlink(missing_ok=True)
-        env = {
-            **os.environ,
-            "CITYPIPE_HOME": str(home),
-            "CITYPIPE_MQTT_URL": url,
-            "CITYPIPE_FLUSH_MAX_AGE_S": "0.5",
-            "CITYPIPE_FLUSH_MAX_RECORDS": "5000",
-        }
-        self.log = open(home / "ingest.log", "ab")  # noqa: SIM115 - closed in wait()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "citypipe.cli", "ingest", "--status-interval", "0.2", *extra],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def read_status(self) -> dict:
-        try:
-            return json.loads(self.status.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {}
-
-    def wait_for(self, predicate, timeout: float = 60) -> dict:  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            st = self.read_status()
-            if st and predicate(st):
-                return st
-            if self.proc.poll() is not None:
-                return self.read_status()
-            time.sleep(0.05)
-        raise AssertionError(f"timed out; status {self.read_status()}")
-
-    def wait(self, timeout: float = 120) -> int:
-        try:
-            return self.proc.wait(timeout=timeout)
-        finally:
-            self.log.close()
-
-    def signal(self, sig: int) -> None:
-        os.kill(self.proc.pid, sig)
-
-    def writer_pids(self) -> list[int]:
-        return [c.pid for c in psutil.Process(self.proc.pid).children(recursive=True)]
-
-
-def _gone(pid: int, timeout: float = 10) -> bool:
-    """True once ``pid`` has exited (a zombie nobody reaped counts as exited)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _publisher(broker: BrokerHandle, messages: list[tuple[str, bytes]]) -> threading.Thread:
@@ -165,7 +95,7 @@ def test_sigkill_twice_mid_stream_loses_nothing_stores_nothing_twice(
         assert writers, "no writer process"
         proc.signal(signal.SIGKILL)
         assert proc.wait(10) == -signal.SIGKILL
-        assert all(_gone(pid) for pid in writers), "writer outlived the killed service"
+        assert all(gone(pid) for pid in writers), "writer outlived the killed service"
         runs.append(st)
         landed_before += st["records"]["accepted"]
         assert landed_before < total, "the stream ended before the kill: not a mid-stream kill"
