@@ -3,13 +3,16 @@
 
     ./scripts/uv.sh run python scripts/vendor_npm.py echarts@6.0.0 dist/echarts.min.js
     ./scripts/uv.sh run python scripts/vendor_npm.py --check
+    ./scripts/uv.sh run python scripts/vendor_npm.py --licenses
 
 Fetches the package's tarball from the npm registry, checks it against the registry's
 ``dist.integrity`` (sha512), and copies the named files (globs allowed, relative to the package
 root) with the package's licence files into ``serving/static/vendor/<name>@<version>/``, beside a
 ``SOURCE.json`` that records the tarball URL, its integrity, the licence and each file's sha256.
 ``--check`` verifies every vendored folder against its SOURCE.json without the network
-(tests/unit/test_vendored_assets.py runs it).
+(tests/unit/test_vendored_assets.py runs it). ``--licenses`` rewrites ``LICENSES.md`` there, the
+listing of every vendored package with its licence, tarball and integrity (vendoring rewrites it
+too; the unit test fails when it is out of date).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 REGISTRY = "https://registry.npmjs.org"
 VENDOR_DIR = Path(__file__).resolve().parent.parent / "serving" / "static" / "vendor"
 LICENCE_NAMES = ("license", "licence", "notice", "copying")
+LISTING = "LICENSES.md"
 
 
 def _get(url: str) -> bytes:
@@ -88,7 +92,38 @@ def vendor(spec: str, patterns: list[str], dest_root: Path = VENDOR_DIR) -> Path
     if not licence_files:
         source["license_file"] = "package.json"
     (dest / "SOURCE.json").write_text(json.dumps(source, indent=2) + "\n", encoding="utf-8")
+    (dest_root / LISTING).write_text(licence_listing(dest_root), encoding="utf-8")
     return dest
+
+
+def _licence_files(source: dict[str, object]) -> list[str]:
+    files = source["files"]
+    assert isinstance(files, dict)
+    named = [f for f in files if Path(f).name.lower().split(".")[0] in LICENCE_NAMES]
+    return named or [str(source["license_file"])]
+
+
+def licence_listing(root: Path = VENDOR_DIR) -> str:
+    """LICENSES.md: one row per vendored folder, from its SOURCE.json (deterministic)."""
+    lines = [
+        "# Licences of the vendored front-end packages",
+        "",
+        "Written by `scripts/vendor_npm.py --licenses` from each folder's SOURCE.json; do not edit.",
+        "Licence: the package.json `license` field (SPDX). Licence files: copied from the package",
+        "tarball into its folder (package.json where the tarball has no licence file).",
+        "",
+        "| package | version | licence | licence files | source tarball | integrity |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for source_file in sorted(root.rglob("SOURCE.json")):
+        source = json.loads(source_file.read_text(encoding="utf-8"))
+        folder = source_file.parent.relative_to(root).as_posix()
+        files = ", ".join(f"[{f}]({folder}/{f})" for f in _licence_files(source))
+        lines.append(
+            f"| {source['package']} | {source['version']} | {source.get('license') or ''} "
+            f"| {files} | {source['tarball']} | `{source['integrity']}` |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def check(root: Path = VENDOR_DIR) -> list[str]:
@@ -122,7 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("spec", nargs="?", help="package@version")
     parser.add_argument("files", nargs="*", help="files or globs inside the package")
     parser.add_argument("--check", action="store_true", help="verify the vendored folders")
+    parser.add_argument("--licenses", action="store_true", help=f"rewrite {LISTING}")
     args = parser.parse_args(argv)
+    if args.licenses:
+        (VENDOR_DIR / LISTING).write_text(licence_listing(), encoding="utf-8")
+        print(VENDOR_DIR / LISTING)
+        return 0
     if args.check:
         problems = check()
         print("\n".join(problems) or "vendored assets match their packages")
