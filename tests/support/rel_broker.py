@@ -82,20 +82,24 @@ class Client:
 
     def publish(self, topic: str, payload: bytes = b"{}", retain: bool = False) -> int:
         """Publish at QoS 1 and return the PUBACK's reason code (0: accepted)."""
-        codes: list[int] = []
-        done = threading.Event()
+        codes: dict[int, int] = {}
+        done = threading.Condition()
 
+        # Keyed by message id: paho also calls on_publish when an earlier QoS 0 message of this
+        # client leaves the socket, which must not pass for this message's PUBACK.
         def on_publish(
             client: object, userdata: object, mid: int, rc: object, props: object
         ) -> None:
-            codes.append(int(getattr(rc, "value", 0)))
-            done.set()
+            with done:
+                codes[mid] = int(getattr(rc, "value", 0))
+                done.notify_all()
 
         self.client.on_publish = on_publish
         info = self.client.publish(topic, payload, qos=1, retain=retain)
         assert info.rc == mqtt.MQTT_ERR_SUCCESS
-        assert done.wait(WAIT_S), f"no PUBACK for {topic}"
-        return codes[0]
+        with done:
+            assert done.wait_for(lambda: info.mid in codes, WAIT_S), f"no PUBACK for {topic}"
+        return codes[info.mid]
 
     def close(self) -> None:
         self.client.disconnect()
