@@ -36,8 +36,12 @@ from support.ingest_process import Ingest
 from support.rel_hostile import ACCEPT, BROKER_REFUSES, CASES, Message, messages
 from support.reliability import Figures, at_scale
 
+from common.settings import Settings
 from ingestion.schema import VALUE_COLUMNS
 from simulator.broker import BrokerHandle
+from steps.ingest import load_feed, validate_feed
+from warehouse import db
+from warehouse.ledger import discover_new_files
 
 FLOOD = at_scale(ci=3000, full=20_000)
 
@@ -134,7 +138,7 @@ def _status_sum(statuses: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_every_hostile_case_through_mosquitto_and_citypipe_ingest(
-    home: Path, mosquitto_broker: BrokerHandle, figures: Figures
+    home: Path, settings: Settings, mosquitto_broker: BrokerHandle, figures: Figures
 ) -> None:
     started = time.monotonic()
     url = mosquitto_broker.url
@@ -237,6 +241,19 @@ def test_every_hostile_case_through_mosquitto_and_citypipe_ingest(
             failures.append(f"{m.case}: refused by the broker, yet reached the ingest")
     assert failures == []
 
+    # ---- the reboot's seq reset through the ingest DAG's steps (discover, validate, load):
+    # dq.seq_gaps records it as a 'reset' with nothing missing, not a gap of 5000 readings.
+    found = discover_new_files(settings)
+    for feed in VALUE_COLUMNS:
+        load_feed(settings, validate_feed(settings, feed, found[feed], "hostile"))
+    with db.reader(settings) as con:
+        seq_rows = con.execute(
+            "select kind, seq_before, seq_after, missing_count from dq.seq_gaps"
+            " where device_id = ? order by observed_at_after",
+            ["AQM-0103"],
+        ).fetchall()
+    assert seq_rows == [("reset", 5000, 0, 0)]
+
     # ---- accounting over the three runs
     total = _status_sum([st_first, st_main, st_last])
     want_reasons = Counter(m.expect for m in quarantined)
@@ -255,6 +272,7 @@ def test_every_hostile_case_through_mosquitto_and_citypipe_ingest(
     for reason, n in sorted(want_reasons.items()):
         figures.add(f"quarantined: {reason}", n, "records")
     figures.add("duplicates", total["duplicates"], "records", f"flood {FLOOD} + retained")
+    figures.add("seq reset after reboot (5000 -> 0)", "reset", "", "dq.seq_gaps missing_count 0")
     figures.add("refused by the broker", len(refused), "messages", "control char/NUL in topic")
     figures.add("QoS 0 messages accepted, not acked", qos0, "messages", "no ack exists")
     figures.add("crashes", 0, "", "alive after the last case; exit 0 x3")
