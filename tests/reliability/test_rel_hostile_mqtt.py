@@ -197,7 +197,6 @@ def test_every_hostile_case_through_mosquitto_and_citypipe_ingest(
     for feed in VALUE_COLUMNS:
         landing += _rows(home / "landing" / feed, "local_date=*/part-*.parquet")
     quarantine = _rows(home / "quarantine", "received_date=*/part-*.parquet")
-    by_key = Counter((r["site_id"], r["device_id"], r["observed_at"].isoformat()) for r in landing)
     quarantined_by = {}
     for r in quarantine:
         quarantined_by.setdefault((r["topic"], bytes(r["payload"])), []).append(r)
@@ -221,7 +220,8 @@ def test_every_hostile_case_through_mosquitto_and_citypipe_ingest(
         got["observed_at"] = hits[0]["observed_at"].isoformat()
         if got != want:
             failures.append(f"{m.case}: landed {got}, meant {want}")
-    assert len(landing) == len(accepted) == sum(by_key.values()), "a reading landed unasked"
+    if len(landing) != len(accepted):
+        failures.append(f"{len(landing)} landing rows for {len(accepted)} accepted cases")
 
     quarantined = [m for m in msgs if m.expect not in (ACCEPT, BROKER_REFUSES)]
     for m in quarantined:
@@ -235,7 +235,8 @@ def test_every_hostile_case_through_mosquitto_and_citypipe_ingest(
             failures.append(f"{m.case}: {row['reason']} ({row['detail']}), meant {m.expect}")
         if not (row["detail"] and row["detail"].isprintable() and m.detail in row["detail"]):
             failures.append(f"{m.case}: detail {row['detail']!r} unreadable or lacks {m.detail!r}")
-    assert len(quarantine) == len(quarantined), "a message was quarantined unasked"
+    if len(quarantine) != len(quarantined):
+        failures.append(f"{len(quarantine)} quarantine rows for {len(quarantined)} cases")
     for m in refused:
         if any(r["topic"] == m.topic for r in quarantine):
             failures.append(f"{m.case}: refused by the broker, yet reached the ingest")
