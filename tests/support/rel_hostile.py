@@ -1,4 +1,5 @@
-"""Hostile strings shared by the reliability suite (MQTT ingest and the pages check).
+"""Hostile input for the reliability suite: strings (MQTT ingest and the pages check) and the
+hostile MQTT cases of tests/data/hostile/cases.toml as messages.
 
 Each string is an injection payload for one sink: SQL (DuckDB/Postgres), HTML, an inline
 script, an attribute, a URL, or a template engine. Payloads that execute set
@@ -6,6 +7,13 @@ script, an attribute, a URL, or a template engine. Payloads that execute set
 """
 
 from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from support import TEST_DATA
 
 HOSTILE_STRINGS: list[str] = [
     "<img src=x onerror=window.__pwned=1>",
@@ -31,13 +39,6 @@ HOSTILE_STRINGS: list[str] = [
 # tests/data/hostile/cases.toml: each case expands to one or more MQTT messages (an injection
 # case sends one per string above). Read by tests/unit/contract/test_hostile_parse.py (parser
 # alone) and tests/reliability/test_rel_hostile_mqtt.py (Mosquitto + `citypipe ingest`).
-
-import json  # noqa: E402 - the list above is what other helpers import; keep it first
-import tomllib  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from typing import Any  # noqa: E402
-
-from support import TEST_DATA  # noqa: E402
 
 HOSTILE = TEST_DATA / "hostile"
 CASES: list[dict[str, Any]] = tomllib.loads((HOSTILE / "cases.toml").read_text("utf-8"))["case"]
