@@ -88,6 +88,12 @@ class _Reject(Exception):
 def _excerpt(value: object) -> str:
     try:
         text = json.dumps(value, ensure_ascii=False)
+        if not (text.isascii() and text.isprintable()):
+            # A reason must show what was wrong: invisible characters (U+200B, U+FEFF, bidi
+            # overrides, lone surrogates) as escapes, and look-alikes (Cyrillic "А" in
+            # "WS-AIR-01") next to their escapes, or "WS-AIR-01" differs from "WS-AIR-01".
+            escaped = json.dumps(value).replace("\x7f", "\\u007f")  # DEL: ASCII, not escaped
+            text = f"{text} ({escaped})" if text.isprintable() else escaped
     except (TypeError, ValueError):
         text = repr(value)
     return text if len(text) <= EXCERPT else text[: EXCERPT - 1] + "…"
@@ -127,6 +133,9 @@ _TIMESTAMP_RE = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}"
     r"(?:\.([0-9]{1,6})0*)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
+# The UTC offsets in use anywhere (Baker Island -12:00, Line Islands +14:00).
+MIN_UTC_OFFSET = timedelta(hours=-12)
+MAX_UTC_OFFSET = timedelta(hours=14)
 _NAIVE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?")
 # What fromisoformat reads unchanged: the common spelling, checked by one regex match.
 _PLAIN_TIMESTAMP_RE = re.compile(
@@ -498,7 +507,7 @@ class ContractParser:
                 raise _Reject("wrong_type", f"site_id: expected string, got {_excerpt(site_id)}")
             raise _Reject(
                 "site_mismatch",
-                f"site_id {_excerpt(site_id)} differs from topic site {topic_site!r}",
+                f"site_id {_excerpt(site_id)} differs from topic site {_excerpt(topic_site)}",
             )
         site_info = self._sites.get((t.feed, site_id))
         if site_info is None:
@@ -525,6 +534,14 @@ class ContractParser:
             raise _Reject(
                 "bad_timestamp",
                 f"observed_at {_excerpt(observed_raw)} is not an RFC 3339 date-time",
+            )
+        offset = observed.utcoffset()
+        if offset is not None and not MIN_UTC_OFFSET <= offset <= MAX_UTC_OFFSET:
+            # RFC 3339's grammar allows +23:59, but no clock on Earth is set beyond -12:00 and
+            # +14:00: such an offset is a corrupted field, and the instant it names is a guess.
+            raise _Reject(
+                "bad_timestamp",
+                f"observed_at {_excerpt(observed_raw)} has a UTC offset outside -12:00..+14:00",
             )
         try:
             observed = observed.astimezone(UTC)
