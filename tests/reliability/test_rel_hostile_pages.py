@@ -152,10 +152,11 @@ def _until(page: Any, found: list[str]) -> bool:
     return False
 
 
-def _page_through(page: Any, name: str) -> list[str]:
+def _page_through(page: Any, name: str, seen: Counter[str]) -> list[str]:
     """Every row's text of a server-paged table of the quality report, clicking Next."""
     texts: list[str] = []
     for _ in range(100):
+        seen[name] += 1
         texts += page.locator(f"#t-{name} tbody tr").all_text_contents()
         nxt = page.locator(f'.pager[data-for="{name}"] button[data-move="1"]')
         if nxt.count() == 0 or nxt.is_disabled():
@@ -208,12 +209,9 @@ def test_hostile_strings_never_execute_in_any_page(
         traffic.landed_devices <= stored_devices
     )  # the DROP TABLE device id too: SQL is data (and the table is still there)
     figures.add("hostile strings tried", len(HOSTILE_STRINGS), "strings")
-    figures.add(
-        "fields carrying them",
-        len(set(traffic.fields)) + 3,
-        "fields",
-        "MQTT fields + GX landing columns",
-    )
+    fields = sorted({f.partition(" (")[0] for f in traffic.fields})
+    figures.add("MQTT fields carrying them", len(fields), "fields", ", ".join(fields))
+    figures.add("landing columns carrying them (GX)", 3, "columns", "site_id, device_id, flags")
     figures.add("hostile MQTT messages", len(traffic.messages), "messages")
     figures.add(
         "landed / quarantined", f"{records['accepted']} / {records['quarantined']}", "records"
@@ -224,7 +222,7 @@ def test_hostile_strings_never_execute_in_any_page(
     with serving(settings, tmp_path) as server, server.client() as api:
         # The CSV exports: every cell that a spreadsheet would take for a formula starts with '.
         exported: Counter[str] = Counter()
-        for what in ("quarantined", "flagged"):
+        for what in ("quarantined", "flagged", "seq-gaps"):
             got = api.get(
                 f"/api/v1/quality/{what}",
                 params={"start": start, "end": end, "format": "csv", "limit": 10000},
@@ -244,6 +242,7 @@ def test_hostile_strings_never_execute_in_any_page(
         hostile = Hostile(context, page, urlsplit(server.url).netloc)
         shown: dict[str, int] = {}
         pages_checked = 0
+        table_pages: Counter[str] = Counter()
         try:
             sign_in(page, API_KEY, quote(quality, safe="/"))
 
@@ -266,8 +265,8 @@ def test_hostile_strings_never_execute_in_any_page(
             assert hostile.executions == []
             hostile.csp.clear()
             watch.console_errors.clear()  # the CSP's report of the calibration
-            quarantined_rows = _page_through(page, "quarantined")
-            flagged_rows = _page_through(page, "flagged")
+            quarantined_rows = _page_through(page, "quarantined", table_pages)
+            flagged_rows = _page_through(page, "flagged", table_pages)
             q_text, f_text = "\n".join(quarantined_rows), "\n".join(flagged_rows)
             for m in MARKERS:
                 assert m in q_text, f"quarantine table lacks {m!r}"
@@ -328,7 +327,10 @@ def test_hostile_strings_never_execute_in_any_page(
             assert not watch.page_errors, watch.page_errors
         finally:
             context.close()
-        figures.add("pages checked", pages_checked, "pages")
+        figures.add("pages checked", pages_checked, "pages", "quality zh+en, dashboard, Data Docs")
+        figures.add(
+            "table pages paged through", sum(table_pages.values()), "pages", str(dict(table_pages))
+        )
         figures.add(
             "elements showing hostile text", sum(shown.values()), "elements", str(shown)[:300]
         )
