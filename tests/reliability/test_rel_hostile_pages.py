@@ -191,7 +191,7 @@ def test_hostile_strings_never_execute_in_any_page(
     _landing_for_gx(settings, now)
     load(settings, "hostile-load")
     assert build_data_docs(settings, Found(load_run_id="hostile-load", files={})) is not None
-    days = sorted({(now - timedelta(minutes=m)).astimezone(CST).date() for m in (30, 120)})
+    days = sorted({(now - timedelta(minutes=m)).astimezone(CST).date() for m in (0, 30, 120)})
     for day in days:
         compute_day(settings, day)
 
