@@ -307,7 +307,9 @@ def test_hostile_strings_never_execute_in_any_page(
             page.wait_for_load_state("networkidle")
             assert len(docs) >= 1  # air: the only feed with landed readings
             # GX runs with exclude_unexpected_values (expectations/validate.py): its pages carry
-            # counts, not the values, so no data string reaches them. The page must still be the
+            # counts, not the values, so no data string reaches them. This is also the guard
+            # that keeps it so: GX 1.24 renders "Sampled Unexpected Values" as raw HTML, and
+            # these pages allow inline scripts; with the values on, this test fails here. The page must still be the
             # one about these readings: every hostile device id is an unknown device, every
             # hostile site id an unknown site.
             n = len(HOSTILE_STRINGS)
