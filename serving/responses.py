@@ -130,15 +130,29 @@ CSV_OR_JSON: dict[int | str, dict[str, Any]] = {
 }
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (=HYPERLINK(...) leaks data,
+# =cmd|... ran programs): OWASP "CSV injection". Such text cells get a leading ' (shown as text).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell: None empty, text a spreadsheet would run prefixed with ``'``."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def csv_page(result: dict[str, Any], what: str, first: date, last: date) -> Response:
     """A page of rows (``ServeContext.page``) as a CSV download; ``X-Next-Offset`` pages on."""
     buf = io.StringIO()
     found: list[dict[str, Any]] = result["rows"]
     writer = csv.writer(buf)
     if found:
-        writer.writerow(found[0].keys())
+        writer.writerow([csv_cell(k) for k in found[0]])
         for r in found:
-            writer.writerow(["" if v is None else v for v in r.values()])
+            writer.writerow([csv_cell(v) for v in r.values()])
     headers = {
         "Content-Disposition": f'attachment; filename="{what}_{first}_{last}.csv"',
         "X-Next-Offset": "" if result["next_offset"] is None else str(result["next_offset"]),
