@@ -194,6 +194,8 @@ def validate_table(
         result_format={
             "result_format": "COMPLETE",
             "unexpected_index_column_names": ["row_id"],
+            # Also a security setting: GX's Data Docs render sampled unexpected values as raw
+            # HTML, and those pages allow inline script (tests/reliability/test_rel_hostile_pages.py).
             "exclude_unexpected_values": True,
             "return_unexpected_index_query": False,
         },
