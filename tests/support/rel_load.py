@@ -466,6 +466,19 @@ class Sampler:
             self._stop.wait(max(0.0, self.every_s - (time.monotonic() - t)))
 
 
+def write_samples_csv(samples: list[Sample], path: Path, t0: float) -> None:
+    """The RSS and counter series, for the write-up (seconds from ``t0``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["t_s,service_mb,writer_mb,total_mb,records_accepted,messages_pending"]
+    for s in samples:
+        rec, msg = s.status.get("records", {}), s.status.get("messages", {})
+        lines.append(
+            f"{s.t - t0:.2f},{s.service_mb:.1f},{s.writer_mb:.1f},{s.total_mb:.1f},"
+            f"{rec.get('accepted', '')},{msg.get('pending', '')}"
+        )
+    path.write_text("\n".join(lines) + "\n")
+
+
 def slope_per_min(points: list[tuple[float, float]]) -> float:
     """Least-squares slope of (seconds, value) points, in value per minute."""
     n = len(points)
@@ -476,8 +489,3 @@ def slope_per_min(points: list[tuple[float, float]]) -> float:
     sxx = sum((x - mx) ** 2 for x, _ in points)
     sxy = sum((x - mx) * (y - my) for x, y in points)
     return 60.0 * sxy / sxx if sxx else 0.0
-
-
-def records(st: dict) -> dict[str, int]:
-    """The status's record counters summed over feeds (``records`` is already the total)."""
-    return dict(st.get("records", {}))
