@@ -306,30 +306,28 @@ def flood_expected(n: int) -> tuple[int, int, int]:
 def flood_docs(site: tuple[str, str, int], t0: int) -> Any:
     """The flood's payloads, endless, in FLOOD_CYCLE order."""
     feed, site_id, period = site
-    seq = slot = 0
+    seq = slot = -1
     last = b""
+
+    def doc(seq: int, slot: int, flags: list[str]) -> bytes:
+        d = reading(feed, site_id, period, FLOOD_DEVICE, 0, seq, t0)
+        d["observed_at"] = (
+            datetime.fromtimestamp(t0 + slot * period, UTC).astimezone(CST).isoformat()
+        )
+        d["flags"] = flags
+        return json.dumps(d, separators=(",", ":")).encode()
+
     while True:
         for kind in FLOOD_CYCLE:
-            if kind == "dup":
-                yield last
-                continue
-            doc = reading(feed, site_id, period, FLOOD_DEVICE, 0, seq, t0)
-            doc["observed_at"] = (
-                datetime.fromtimestamp(t0 + slot * period, UTC).astimezone(CST).isoformat()
-            )
             if kind == "new":
-                seq += 1
+                seq, slot = seq + 1, slot + 1
+                last = doc(seq, slot, [])
+            elif kind == "revision":  # the same key (seq, observed_at), other content
+                last = doc(seq, slot, ["calibration"])
+            elif kind == "same_seq":  # the same seq at the next observed_at: a new key
                 slot += 1
-            elif kind == "revision":
-                doc["flags"] = ["calibration"]  # other content, same key
-            else:  # same_seq: the previous seq at the next slot
-                doc["seq"] = seq - 1
-                doc["observed_at"] = (
-                    datetime.fromtimestamp(t0 + slot * period, UTC).astimezone(CST).isoformat()
-                )
-                slot += 1
-            last = json.dumps(doc, separators=(",", ":")).encode()
-            yield last
+                last = doc(seq, slot, [])
+            yield last  # "dup": the previous message's bytes again
 
 
 def flood_one_device(
