@@ -30,6 +30,7 @@ from support.rel_load import (
     collect,
     flood_expected,
     normal_traffic,
+    reaped,
     slope_per_min,
     spawn_flood,
     spawn_publishers,
@@ -82,6 +83,14 @@ def test_sustained_load_loses_nothing_and_rss_stays_flat(
         readings_per_message=READINGS_PER_MESSAGE,
     )
     ingest = Ingest(home, broker.url)
+    with reaped(ingest.proc):
+        _sustained(settings, broker, fleet, ingest, figures)
+
+
+def _sustained(
+    settings: Settings, broker: BrokerHandle, fleet: Fleet, ingest: Ingest, figures: Figures
+) -> None:
+    home = settings.home
     ingest.wait_for(lambda st: st.get("connected"), 30)
     sampler = Sampler(ingest.proc.pid, ingest.read_status).start()
     wall_minus_mono = time.time() - time.monotonic()
@@ -224,6 +233,18 @@ def test_flood_of_one_device_is_counted_and_others_get_through(
     flood_site = sites[0]
     others = sites[1 : 1 + NORMAL_DEVICES]
     ingest = Ingest(home, broker.url)
+    with reaped(ingest.proc):
+        _flood(home, broker, flood_site, others, ingest, figures)
+
+
+def _flood(
+    home: Path,
+    broker: BrokerHandle,
+    flood_site: tuple[str, str, int],
+    others: list[tuple[str, str, int]],
+    ingest: Ingest,
+    figures: Figures,
+) -> None:
     ingest.wait_for(lambda st: st.get("connected"), 30)
 
     stop = threading.Event()
@@ -231,6 +252,7 @@ def test_flood_of_one_device_is_counted_and_others_get_through(
     normal = threading.Thread(
         target=normal_traffic,
         args=(broker.host, broker.port, others, NORMAL_RATE_MSGS_S, stop, sent),
+        daemon=True,  # a failed assertion before stop.set() must not hang the run
     )
     normal.start()
     time.sleep(3)  # a baseline before the flood

@@ -22,6 +22,8 @@ import json
 import multiprocessing
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -413,6 +415,17 @@ def normal_traffic(
 
 
 # ---------------------------------------------------------------- measuring the service
+
+
+@contextmanager
+def reaped(proc: Any) -> Iterator[Any]:
+    """Kill ``proc`` (a Popen) on the way out if a failed assertion left it running."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
 
 
 @dataclass
