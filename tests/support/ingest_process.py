@@ -17,15 +17,21 @@ from common.settings import REPO_ROOT
 class Ingest:
     """One `citypipe ingest` subprocess and its status file."""
 
-    def __init__(self, home: Path, url: str, *extra: str) -> None:
+    def __init__(
+        self, home: Path, url: str, *extra: str, env: dict[str, str] | None = None
+    ) -> None:
+        """``env`` overrides the test defaults, e.g. the production flush sizes
+        ({"CITYPIPE_FLUSH_MAX_AGE_S": "1", "CITYPIPE_FLUSH_MAX_RECORDS": "20000"})."""
         self.status = home / "status" / "ingest.json"
         self.status.unlink(missing_ok=True)
         env = {
             **os.environ,
             "CITYPIPE_HOME": str(home),
             "CITYPIPE_MQTT_URL": url,
+            # Small, quick flushes keep the tests short; production flushes less often.
             "CITYPIPE_FLUSH_MAX_AGE_S": "0.5",
             "CITYPIPE_FLUSH_MAX_RECORDS": "5000",
+            **(env or {}),
         }
         self.log = open(home / "ingest.log", "ab")  # noqa: SIM115 - closed in wait()
         self.proc = subprocess.Popen(
