@@ -5,6 +5,7 @@ schemathesis run over every operation that counts instead of stopping at the fir
 from __future__ import annotations
 
 import http.client
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -64,11 +65,14 @@ def median_us(samples_ns: list[int]) -> float:
 def interleaved_medians_us(
     probes: dict[str, Callable[[], object]], samples: int
 ) -> dict[str, float]:
-    """The median time of each probe over ``samples`` rounds, the probes taking turns so a
-    slower stretch of the shared machine falls on all of them alike."""
+    """The median time of each probe over ``samples`` rounds, the probes taking turns (in a
+    shuffled order) so a slower stretch of the shared machine falls on all of them alike."""
     times: dict[str, list[int]] = {name: [] for name in probes}
+    order = list(probes.items())
+    shuffle = random.Random(13).shuffle  # the same orders every run
     for _ in range(samples):
-        for name, probe in probes.items():
+        shuffle(order)  # no probe always goes first, or always after the same other one
+        for name, probe in order:
             began = time.perf_counter_ns()
             probe()
             times[name].append(time.perf_counter_ns() - began)
