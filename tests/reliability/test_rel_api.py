@@ -384,7 +384,12 @@ def test_no_path_leaves_its_folder(
     ]
     # Routes with a path parameter, and the CSV exports with file-ish parameters.
     for value in ("..%2f..%2fetc%2fpasswd", "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "..%5c..%5cx"):
-        paths += [f"/api/v1/pack/{value}", f"/api/v1/kpis/{value}", f"/api/v1/kpis/air{value}"]
+        paths += [
+            f"/api/v1/pack/{value}",
+            f"/api/v1/pack/{value}/as-published",
+            f"/api/v1/kpis/{value}",
+            f"/api/v1/kpis/air{value}",
+        ]
     for endpoint in (
         "/api/v1/quality/flagged",
         "/api/v1/quality/quarantined",
