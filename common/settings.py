@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     # only from CITYPIPE_API_KEYS or CITYPIPE_API_KEYS_FILE; never defaulted (no key: no serve).
     api_keys: SecretStr | None = None
     api_keys_file: Path | None = None
+    # The API's rate limit (serving/ratelimit.py): a token bucket per key, per browser session
+    # and, for requests with neither (sign-in, wrong keys), per client IP. Requests a minute
+    # sustained and the burst allowed on top; 0 disables. A dashboard load is ~20 requests
+    # and its refresh 11 a minute: far below.
+    serve_rate_limit_per_min: int = Field(default=600, ge=0)
+    serve_rate_burst: int = Field(default=120, ge=0)
 
     # `citypipe up --executor celery` (docs/up.md): the PostgreSQL server where up creates its
     # Airflow metadata database (psycopg 3 URL, no database and no password in it), and Celery's

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sqlite3
@@ -54,6 +55,7 @@ from serving.params import (
     known,
     parse_date,
 )
+from serving.ratelimit import RateLimited, RateLimiter, retry_after
 from serving.responses import (
     API_ERRORS,
     CSV_OR_JSON,
@@ -126,7 +128,8 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
     app.state.source = src
 
     app.state.signer = session.Signer()
-    app.add_middleware(RequireKey, keys=keys, signer=app.state.signer)
+    app.state.limiter = RateLimiter(settings.serve_rate_limit_per_min, settings.serve_rate_burst)
+    app.add_middleware(RequireKey, keys=keys, signer=app.state.signer, limiter=app.state.limiter)
     # Page assets (no data in them; still behind the key or a session but the sign-in style).
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -514,26 +517,78 @@ def create_app(settings: Settings, source: Source | None = None, threads: int = 
     app.include_router(routes_live.routes(ctx))
     app.include_router(routes_quality.routes(ctx))
     app.include_router(routes_pages.routes(ctx))
+    _document_auth_and_limit(app)
     return app
+
+
+def _document_auth_and_limit(app: FastAPI) -> None:
+    """The spec names what the middleware does: the key (header or Bearer) on every path but
+    /health, and the 429 of the rate limit (so Swagger UI shows "Authorize", clients see both)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        spec = generate()
+        components = spec.setdefault("components", {})
+        components.setdefault("schemas", {})["RateLimited"] = RateLimited.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        components["securitySchemes"] = {
+            "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            "Bearer": {"type": "http", "scheme": "bearer"},
+        }
+        spec["security"] = [{"ApiKeyHeader": []}, {"Bearer": []}]
+        limited = {
+            "description": "too many requests (docs/serving.md, Rate limit)",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "s"}},
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/RateLimited"}}
+            },
+        }
+        for path, methods in spec.get("paths", {}).items():
+            for operation in methods.values():
+                if path == "/health":
+                    operation["security"] = []  # public, and never limited
+                    continue
+                operation.setdefault("responses", {}).setdefault("429", limited)
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class RequireKey:
     """ASGI middleware: every HTTP path but the public ones (/health, the sign-in page) needs a
     valid key in a header, or a browser session cookie (serving/session.py); 401 otherwise, or
-    for a browser navigating to a page, a redirect to /login. Every response gets the security
-    headers. Plain ASGI rather than @app.middleware("http"), which costs a task and a stream
-    per request."""
+    for a browser navigating to a page, a redirect to /login. Every path but /health is rate
+    limited per caller (serving/ratelimit.py): 429 past the limit. Every response gets the
+    security headers. Plain ASGI rather than @app.middleware("http"), which costs a task and a
+    stream per request."""
 
-    def __init__(self, app: ASGIApp, keys: tuple[str, ...], signer: session.Signer) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        keys: tuple[str, ...],
+        signer: session.Signer,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self.app = app
         self.keys = keys
         self.signer = signer
+        self.limiter = limiter if limiter is not None else RateLimiter(0, 0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if scope["path"] not in session.PUBLIC_PATHS and not self._allowed(scope):
+        allowed, caller = self._caller(scope)
+        if scope["path"] != "/health":
+            wait_s = self.limiter.take(caller)
+            if wait_s > 0:
+                await _secured(self._too_many(wait_s))(scope, receive, send)
+                return
+        if scope["path"] not in session.PUBLIC_PATHS and not allowed:
             headers = Headers(scope=scope)
             page = scope["method"] == "GET" and "text/html" in headers.get("accept", "")
             if page and not scope["path"].startswith("/api/"):
@@ -549,12 +604,33 @@ class RequireKey:
             return
         await self.app(scope, receive, _secured_send(send))
 
-    def _allowed(self, scope: Scope) -> bool:
+    def _caller(self, scope: Scope) -> tuple[bool, str]:
+        """Whether the request is authenticated, and whose bucket it takes from: its key's,
+        its session's, or (neither: a wrong key, the sign-in form) its client address's."""
         headers = Headers(scope=scope)
         given = presented_key(headers.get("x-api-key"), headers.get("authorization"))
         if given is not None:
-            return key_matches(given, self.keys)
-        return self.signer.valid(_cookie(headers.get("cookie", ""), session.COOKIE))
+            if key_matches(given, self.keys):
+                # A digest: the key itself is never kept in the limiter's memory.
+                return True, "key:" + hashlib.sha256(given.encode("utf-8")).hexdigest()
+        else:
+            token = _cookie(headers.get("cookie", ""), session.COOKIE)
+            if self.signer.valid(token):
+                return True, f"session:{token}"
+        client = scope.get("client")
+        return False, f"ip:{client[0] if client else '-'}"
+
+    def _too_many(self, wait_s: float) -> Response:
+        after_s = retry_after(wait_s)
+        limiter = self.limiter
+        body = {
+            "error": (
+                f"too many requests: at most {limiter.rate_per_s * 60:g} a minute with bursts"
+                f" of {limiter.burst}; ask again in {after_s} s"
+            ),
+            "retry_after_s": after_s,
+        }
+        return JSONResponse(body, status_code=429, headers={"Retry-After": str(after_s)})
 
 
 # Sent with every response. Pages may set their own Content-Security-Policy (the GX Data Docs

@@ -83,6 +83,9 @@ def serve_env(keys: str | None = API_KEY) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYPIPE_API_KEYS")}
     if keys is not None:
         env["CITYPIPE_API_KEYS"] = keys
+    # Tests here flood one key or one address on purpose (32 readers, schemathesis): no rate
+    # limit unless a test sets one (tests/reliability/test_rel_api.py tests the limit itself).
+    env.setdefault("CITYPIPE_SERVE_RATE_LIMIT_PER_MIN", "0")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     return env
 
