@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     # and its refresh 11 a minute: far below.
     serve_rate_limit_per_min: int = Field(default=600, ge=0)
     serve_rate_burst: int = Field(default=120, ge=0)
+    # Reverse proxies whose X-Forwarded-For/-Proto `citypipe serve` believes (comma-separated
+    # addresses, as uvicorn's forwarded_allow_ips). Empty: none, so the client address (and the
+    # per-address rate limit) is always the TCP peer's and nobody on the host can pick another.
+    serve_forwarded_allow_ips: str = ""
 
     # `citypipe up --executor celery` (docs/up.md): the PostgreSQL server where up creates its
     # Airflow metadata database (psycopg 3 URL, no database and no password in it), and Celery's

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import Any
 
 from common.settings import Settings
 
@@ -52,6 +53,20 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         args.host,
         args.port,
     )
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")
+    config = uvicorn.Config(
+        app, host=args.host, port=args.port, log_level="warning", **proxy_options(settings)
+    )
     uvicorn.Server(config).run()
     return 0
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy options: X-Forwarded-* only from the proxies the settings name.
+
+    uvicorn's default trusts 127.0.0.1, so any local process could choose its client address
+    and slip the per-address rate limit; here nobody is trusted unless configured.
+    """
+    trusted = settings.serve_forwarded_allow_ips.strip()
+    if not trusted:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": trusted}

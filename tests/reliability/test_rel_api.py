@@ -97,15 +97,21 @@ def test_the_rate_limit_holds_and_answers_429(
             time.sleep(int(again[-1].headers["retry-after"]))
             assert api.get("/api/v1/sites").status_code == 200
 
-        # Guessing keys from one address: wrong keys and sign-in attempts share its bucket.
+        # Guessing keys from one address: wrong keys and sign-in attempts share its bucket,
+        # and a made-up X-Forwarded-For per try does not make a new caller (no proxy trusted).
         guesses: Counter[int] = Counter()
         guessing_from = time.monotonic()
         with server.client(key=None) as anon:
             for i in range(2 * burst):
+                spoof = {"X-Forwarded-For": f"10.9.{i // 250}.{i % 250 + 1}"}
                 if i % 2:
-                    r = anon.post("/login", data={"key": f"guess-{i:012d}-xxxxx", "next": "/"})
+                    r = anon.post(
+                        "/login",
+                        data={"key": f"guess-{i:012d}-xxxxx", "next": "/"},
+                        headers=spoof,
+                    )
                 else:
-                    r = anon.get("/api/v1/sites", headers={"X-API-Key": f"guess-{i:016d}"})
+                    r = anon.get("/api/v1/sites", headers={"X-API-Key": f"guess-{i:016d}", **spoof})
                 guesses[r.status_code] += 1
         guessed_s = time.monotonic() - guessing_from
         assert guesses[401] <= burst + per_min / 60 * guessed_s + 1, (guesses, guessed_s)
@@ -121,7 +127,12 @@ def test_the_rate_limit_holds_and_answers_429(
     figures.add("accepted allowed by the bucket", int(allowed), "requests")
     figures.add("429s seen", codes[429], "requests")
     figures.add("Retry-After", ",".join(sorted(retry_afters)), "s")
-    figures.add("wrong-key guesses refused 429", guesses[429], "requests", f"of {2 * burst}")
+    figures.add(
+        "wrong-key guesses refused 429",
+        guesses[429],
+        "requests",
+        f"of {2 * burst}, each with a made-up X-Forwarded-For",
+    )
 
 
 def test_the_default_limit_never_stops_the_dashboard(
