@@ -7,43 +7,22 @@ and the latency. The file backend at both scales; the SQLite lake at the full sc
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from support.rel_late import kpi_run, kpi_steps
 from support.rel_readers import read_while_writing, reader_endpoints
 from support.reliability import SCALE, Figures, at_scale
 from support.serving_helpers import build, land_day, load, serving
 
-from common.settings import REPO_ROOT, Settings
-from steps import kpis as steps_kpis
+from common.settings import Settings
 
 pytestmark = pytest.mark.backends("file", "sqlite")
 
 FIRST = date(2026, 11, 21)
-
-
-def kpi_steps(settings: Settings, day: date) -> None:
-    """The DAG's plan and compute tasks in this process (the CI size: an Airflow run takes
-    minutes on two shared cores under 32 tight-loop readers)."""
-    plan = steps_kpis.plan(settings, {"date": day.isoformat()}, None)
-    steps_kpis.compute(settings, plan, f"rel-readers {day}")
-
-
-def kpi_run(day: date) -> None:
-    """`citypipe run citypipe_daily_kpis --date D` in its own process (the test's environment)."""
-    out = subprocess.run(
-        [sys.executable, "-m", "citypipe.cli", "run", "citypipe_daily_kpis", "--date", str(day)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
 
 
 def test_api_reads_never_fail_during_loads_and_kpi_runs(
@@ -67,7 +46,7 @@ def test_api_reads_never_fail_during_loads_and_kpi_runs(
         if SCALE == "full":
             phases.append(("kpi", lambda day=day: kpi_run(day)))
         else:
-            phases.append(("kpi", lambda day=day: kpi_steps(settings, day)))
+            phases.append(("kpi", lambda day=day: kpi_steps(settings, day, f"rel-readers {day}")))
     with (
         serving(settings, tmp_path) as server,
         server.client(limits=httpx.Limits(max_connections=readers * 2)) as api,
