@@ -54,6 +54,18 @@ def test_api_reads_never_fail_during_loads_and_kpi_runs(
         reads = read_while_writing(
             api, reader_endpoints(FIRST, new_days[-1]), phases, readers=readers
         )
+        # Figures first: a failing run still shows what it measured.
+        how = "citypipe run" if SCALE == "full" else "plan+compute steps"
+        note = f"{kind} backend, {readers} reader threads, {days} load(s) + KPI run(s) ({how})"
+        figures.add("reads total", len(reads.statuses), "requests", note)
+        figures.add("reads during a load", reads.during["load"], "requests")
+        figures.add("reads during a KPI run", reads.during["kpi"], "requests")
+        figures.add("reads at once (max)", reads.max_in_flight, "requests")
+        figures.add("failed reads", len(reads.failures), "requests")
+        figures.add("read latency p50", reads.latency_ms(0.50), "ms")
+        figures.add("read latency p95", reads.latency_ms(0.95), "ms")
+        figures.add("read latency max", reads.latency_ms(1.0), "ms")
+        figures.add("wall time", reads.wall_s, "s", "readers start to last read")
         assert not reads.writer_error, reads.writer_error
         assert not reads.failures, reads.failures[:10]
         # The reads overlapped every kind of writer, concurrently (else the case proves nothing).
@@ -65,15 +77,3 @@ def test_api_reads_never_fail_during_loads_and_kpi_runs(
             assert time.monotonic() < deadline, "the API never showed the new day"
             time.sleep(0.5)
     assert "Traceback" not in server.log.read_text()
-
-    how = "citypipe run" if SCALE == "full" else "plan+compute steps"
-    note = f"{kind} backend, {readers} reader threads, {days} load(s) + KPI run(s) ({how})"
-    figures.add("reads total", len(reads.statuses), "requests", note)
-    figures.add("reads during a load", reads.during["load"], "requests")
-    figures.add("reads during a KPI run", reads.during["kpi"], "requests")
-    figures.add("reads at once (max)", reads.max_in_flight, "requests")
-    figures.add("failed reads", len(reads.failures), "requests")
-    figures.add("read latency p50", reads.latency_ms(0.50), "ms")
-    figures.add("read latency p95", reads.latency_ms(0.95), "ms")
-    figures.add("read latency max", reads.latency_ms(1.0), "ms")
-    figures.add("wall time", reads.wall_s, "s", "readers start to last read")
