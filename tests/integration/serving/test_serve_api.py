@@ -8,9 +8,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 import pytest
+from support.rel_readers import read_while_writing, reader_endpoints
 from support.serving_helpers import API_KEY, Server, build, land_day, load, serve_env, serving
 
 from common.settings import Settings
@@ -338,81 +337,29 @@ def test_reads_never_fail_while_a_load_and_a_kpi_run_write(
     build(settings, DAY)
     nxt = DAY + timedelta(days=1)
     land_day(settings, nxt)
-    failures: list[str] = []
-    statuses: list[int] = []
-    done = threading.Event()
-    # Which writer is at work ("load", "kpi" or None); a read counts for a phase when it
-    # started and ended inside it.
-    phase: list[str | None] = [None]
-    during: dict[str, list[int]] = {"load": [], "kpi": []}
-    in_flight = [0, 0]  # now, most at once
-    lock = threading.Lock()
-    writer_error: list[BaseException] = []
-
-    def write() -> None:
-        try:
-            phase[0] = "load"
-            load(settings, "serve-concurrent")
-            phase[0] = "kpi"
-            compute_day(settings, nxt)
-        except BaseException as exc:  # reported below
-            writer_error.append(exc)
-        finally:
-            phase[0] = None
-            done.set()
-
-    endpoints = [
-        ("/api/v1/kpis/air", {"start": DAY, "end": nxt}),
-        ("/api/v1/air/stations/daily", {"start": DAY, "end": nxt}),
-        ("/api/v1/pack/latest", {}),
-        ("/api/v1/quality/days", {"start": DAY, "end": nxt, "limit": 50}),
-        ("/api/v1/traffic/tpi", {"start": DAY, "end": nxt}),
-    ]
-
+    endpoints = reader_endpoints(DAY, nxt)
     with (
         serving(settings, tmp_path) as server,
         server.client(limits=httpx.Limits(max_connections=64)) as api,
     ):
-
-        def reader(i: int) -> None:
-            n = 0
-            while not done.is_set() or n < 20:
-                path, params = endpoints[(i + n) % len(endpoints)]
-                n += 1
-                began = phase[0]
-                with lock:
-                    in_flight[0] += 1
-                    in_flight[1] = max(in_flight)
-                try:
-                    r = api.get(path, params=params)
-                    statuses.append(r.status_code)
-                    if began is not None and phase[0] == began:
-                        during[began].append(r.status_code)
-                    if r.status_code != 200:
-                        failures.append(f"{path}: {r.status_code} {r.text[:300]}")
-                except httpx.HTTPError as exc:
-                    failures.append(f"{path}: {exc!r}")
-                finally:
-                    with lock:
-                        in_flight[0] -= 1
-
-        writer = threading.Thread(target=write)
-        with ThreadPoolExecutor(32) as pool:
-            readers = [pool.submit(reader, i) for i in range(32)]
-            time.sleep(0.5)
-            writer.start()
-            for f in readers:
-                f.result()
-        writer.join()
-        assert not writer_error, writer_error
-        assert not failures, failures[:10]
-        overlapped = {name: len(codes) for name, codes in during.items()}
-        print(
-            f"reads: {len(statuses)}, inside the load / KPI run: {overlapped}, {in_flight[1]} at once"
+        reads = read_while_writing(
+            api,
+            endpoints,
+            [
+                ("load", lambda: load(settings, "serve-concurrent")),
+                ("kpi", lambda: compute_day(settings, nxt)),
+            ],
+            readers=32,
         )
-        assert sum(overlapped.values()) >= 500, (overlapped, len(statuses))
-        assert min(overlapped.values()) >= 20, overlapped  # both writers were overlapped
-        assert in_flight[1] >= 16, in_flight  # concurrent reads, not one after another
+        assert not reads.writer_error, reads.writer_error
+        assert not reads.failures, reads.failures[:10]
+        print(
+            f"reads: {len(reads.statuses)}, inside the load / KPI run: {reads.during}, "
+            f"{reads.max_in_flight} at once"
+        )
+        assert sum(reads.during.values()) >= 500, (reads.during, len(reads.statuses))
+        assert min(reads.during.values()) >= 20, reads.during  # both writers were overlapped
+        assert reads.max_in_flight >= 16, reads.max_in_flight  # concurrent, not one by one
 
         # The new day shows up once the writers are done (file: the next snapshot).
         deadline = time.monotonic() + 30
