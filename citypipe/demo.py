@@ -330,7 +330,7 @@ def serve(settings: Settings, host: str, port: int) -> int:
     import uvicorn
 
     from serving.app import create_app
-    from serving.cli import proxy_options
+    from serving.cli import uvicorn_options
 
     served, key_where = _api_keys(settings)
     app = create_app(served)
@@ -348,7 +348,7 @@ def serve(settings: Settings, host: str, port: int) -> int:
     # KeyboardInterrupt for both, so that either ends here with exit 0.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        config = uvicorn.Config(app, log_level="warning", **proxy_options(settings))
+        config = uvicorn.Config(app, log_level="warning", **uvicorn_options(settings))
         uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:
         pass

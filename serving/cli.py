@@ -54,19 +54,27 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         args.port,
     )
     config = uvicorn.Config(
-        app, host=args.host, port=args.port, log_level="warning", **proxy_options(settings)
+        app, host=args.host, port=args.port, log_level="warning", **uvicorn_options(settings)
     )
     uvicorn.Server(config).run()
     return 0
 
 
-def proxy_options(settings: Settings) -> dict[str, Any]:
-    """uvicorn's proxy options: X-Forwarded-* only from the proxies the settings name.
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn options beyond its defaults, for `citypipe serve` and the demo.
 
-    uvicorn's default trusts 127.0.0.1, so any local process could choose its client address
-    and slip the per-address rate limit; here nobody is trusted unless configured.
+    - X-Forwarded-* only from the proxies the settings name: uvicorn's default trusts
+      127.0.0.1, so any local process could choose its client address and slip the per-address
+      rate limit; here nobody is trusted unless configured.
+    - Idle keep-alive connections live 75 s, not uvicorn's 5 s: clients keep idle connections
+      5 s too (httpx's default), and when both expire together a request sent on a connection
+      the server is closing fails ("Server disconnected"; 1 read in ~27,000 in
+      tests/reliability/test_rel_readers.py at full size).
     """
     trusted = settings.serve_forwarded_allow_ips.strip()
-    if not trusted:
-        return {"proxy_headers": False}
-    return {"proxy_headers": True, "forwarded_allow_ips": trusted}
+    proxy: dict[str, Any] = (
+        {"proxy_headers": True, "forwarded_allow_ips": trusted}
+        if trusted
+        else {"proxy_headers": False}
+    )
+    return {**proxy, "timeout_keep_alive": 75}
