@@ -1,0 +1,268 @@
+"""Ingest under faults (issue 13): kills, a broker restart, an unwritable landing zone, an absent broker.
+
+Every case runs the real parts: Mosquitto with the project's config (persistence on), the real
+`citypipe ingest` process (its writer process included), deterministic QoS 1 traffic with known
+expected rows (``make_plan``: readings, batches, resends, revisions, malformed messages), then
+the ingest DAG's own load steps into a DuckDB warehouse. Each case asserts that the warehouse
+holds every unique reading exactly once (nothing lost, nothing stored twice, the latest revision
+of each), that the landing zone holds exactly the planned rows and the quarantine the planned
+rejects, and that every run's counters balance. The figures it records go to the reliability
+table (docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from support.ingest_fixtures import landing_rows, quarantine_reasons, temp_files
+from support.ingest_process import Ingest, gone
+from support.payloads import Plan, make_plan
+from support.rel_faults import (
+    Publisher,
+    drain_and_stop,
+    files_created_between,
+    ingest_log_tail,
+    read_only,
+    reconcile,
+    wait_until,
+    warehouse_check,
+)
+from support.reliability import Figures, at_scale
+
+from common.settings import Settings
+from simulator.broker import BrokerHandle
+
+N_READINGS = at_scale(ci=20_000, full=100_000)
+# How long the publisher takes to send the plan: the faults must strike mid-stream.
+PUBLISH_S = at_scale(ci=10.0, full=40.0)
+
+
+def _check_outcome(settings: Settings, plan: Plan, statuses: list[dict], figures: Figures) -> None:
+    """The end state every case must reach, and the figures every case records."""
+    home = settings.home
+    assert temp_files(home) == []
+    rows = landing_rows(home)
+    missing = plan.expected_rows - rows
+    extra = rows - plan.expected_rows
+    assert not missing, f"{sum(missing.values())} valid readings never landed"
+    assert not extra, f"{sum(extra.values())} rows landed twice or unplanned"
+    assert quarantine_reasons(home) == plan.expected_quarantine
+
+    wh = warehouse_check(settings, plan)
+    assert (wh.lost, wh.duplicated, wh.unexpected, wh.wrong_value) == (0, 0, 0, 0), wh
+    assert wh.stored == wh.expected
+
+    totals = reconcile(statuses)
+    # Records taken more often than sent: the broker redelivered what was not (yet) acked.
+    redelivered = totals.received - plan.records
+    assert totals.quarantined <= sum(plan.expected_quarantine.values())
+    figures.add(
+        "readings sent", plan.valid_readings, "readings", f"{len(plan.messages):,} messages"
+    )
+    figures.add("unique readings in the warehouse", wh.stored, "rows", f"of {wh.expected:,}")
+    figures.add("lost", wh.lost, "readings")
+    figures.add("duplicated", wh.duplicated, "rows")
+    figures.add(
+        "broker redeliveries seen as duplicates",
+        max(redelivered, 0),
+        "records",
+        "status files; beyond the plan's own resends",
+    )
+    figures.add(
+        "counters reconcile",
+        True,
+        note=f"{len(statuses)} runs: received = accepted + quarantined + duplicates",
+    )
+
+
+def _accepted(statuses: list[dict], current: Ingest) -> int:
+    return sum(s["records"]["accepted"] for s in statuses) + current.read_status().get(
+        "records", {}
+    ).get("accepted", 0)
+
+
+def _first_ack_s(proc: Ingest, timeout: float = 120) -> float:
+    return wait_until(
+        lambda: proc.read_status().get("messages", {}).get("acked", 0) > 0, timeout, "a first ack"
+    )
+
+
+# ---------------------------------------------------------------------- 1. SIGKILL x3
+
+
+def test_sigkill_three_times_mid_stream(
+    settings: Settings, broker: BrokerHandle, figures: Figures
+) -> None:
+    plan = make_plan(N_READINGS, seed=13)
+    total = plan.valid_readings
+    statuses: list[dict] = []
+    recoveries: list[float] = []
+    proc = Ingest(settings.home, broker.url)
+    proc.wait_for(lambda st: st.get("connected"))
+    pub = Publisher(broker, plan.messages, len(plan.messages) / PUBLISH_S).start()
+    for fraction in (0.25, 0.5, 0.75):
+        wait_until(
+            lambda f=fraction, p=proc: _accepted(statuses, p) >= f * total, 120, f"{fraction:.0%}"
+        )
+        writers = proc.writer_pids()
+        assert writers, "no writer process"
+        proc.signal(signal.SIGKILL)
+        assert proc.wait(10) == -signal.SIGKILL
+        assert all(gone(pid) for pid in writers), "the writer outlived the killed service"
+        statuses.append(proc.read_status())  # its last status (written every 0.2 s)
+        assert _accepted(statuses[:-1], proc) < total, "the stream ended before the kill"
+        # Same client id: the persistent session hands over the backlog and the unacked messages.
+        proc = Ingest(settings.home, broker.url)
+        recoveries.append(_first_ack_s(proc))
+    pub.join()
+    statuses.append(drain_and_stop(proc))
+
+    _check_outcome(settings, plan, statuses, figures)
+    figures.add("SIGKILLs of the service", 3, "kills", "at 25/50/75 % of the readings")
+    figures.add("restart to first ack, max", max(recoveries), "s", "new process + dedupe index")
+
+
+# ---------------------------------------------------------------------- 2. broker restart
+
+
+def test_broker_restart_mid_stream_keeps_the_session(
+    settings: Settings, broker: BrokerHandle, figures: Figures
+) -> None:
+    plan = make_plan(N_READINGS, seed=17)
+    proc = Ingest(settings.home, broker.url)
+    proc.wait_for(lambda st: st.get("connected"))
+    pub = Publisher(broker, plan.messages, len(plan.messages) / PUBLISH_S).start()
+    wait_until(lambda: pub.fraction_sent >= 0.4, 120, "40 % published")
+    before = proc.read_status()
+    t0 = time.monotonic()
+    broker.stop()  # SIGTERM: Mosquitto writes its persistence file (sessions, queued messages)
+    broker.start_again()
+    down_s = time.monotonic() - t0
+    connects = before["connects"]
+    reconnect_s = wait_until(
+        lambda: (
+            proc.read_status().get("connects", 0) > connects and proc.read_status().get("connected")
+        ),
+        120,
+        "the ingest service to reconnect",
+    )
+    assert pub.fraction_sent < 1.0, "the stream ended before the restart"
+    pub.join()
+    assert pub.connects >= 2, "the publisher never reconnected"
+    final = drain_and_stop(proc)
+    assert final["disconnects"] >= 1
+
+    _check_outcome(settings, plan, [final], figures)
+    m = before["messages"]
+    figures.add("broker restarts", 1, note="SIGTERM, start again: same port and persistence dir")
+    figures.add("broker down", down_s, "s")
+    figures.add("ingest reconnected after broker back", reconnect_s - down_s, "s")
+    figures.add("unacked at the ingest when stopped", m["received"] - m["acked"], "messages")
+
+
+# ---------------------------------------------------------------------- 3. unwritable landing
+
+
+def test_unwritable_landing_acks_nothing_then_recovers(
+    settings: Settings, broker: BrokerHandle, figures: Figures
+) -> None:
+    home = settings.home
+    window_s = at_scale(ci=8.0, full=30.0)
+    plan = make_plan(N_READINGS, seed=19)
+    total = plan.valid_readings
+    proc = Ingest(home, broker.url)
+    proc.wait_for(lambda st: st.get("connected"))
+    pub = Publisher(broker, plan.messages, len(plan.messages) / (PUBLISH_S + window_s)).start()
+    wait_until(lambda: _accepted([], proc) >= 0.3 * total, 120, "30 % landed")
+    roots = [settings.landing_dir, settings.quarantine_dir]
+    during: list[dict] = []  # the final status of every run that ended while unwritable
+    exits: list[int] = []
+    with read_only(*roots) as how:
+        t_ro, wall_ro = time.monotonic(), time.time()
+        first_snapshot: dict | None = None
+        while time.monotonic() - t_ro < window_s:
+            if first_snapshot is None and time.monotonic() - t_ro >= 1.0:
+                # Acks of batches made durable before the switch have gone out by now.
+                first_snapshot = proc.read_status()
+            rc = proc.proc.poll()
+            if rc is not None:
+                proc.wait(5)
+                exits.append(rc)
+                during.append(proc.read_status())
+                # The supervisor (compose restart policy / systemd Restart=on-failure) restarts it.
+                time.sleep(1.0)
+                proc = Ingest(home, broker.url)
+            time.sleep(0.05)
+        wall_restore = time.time()
+    t_restore = time.monotonic()
+    recovery_s = _first_ack_s(proc)
+    pub.join()
+    last = drain_and_stop(proc)
+
+    assert exits, "the service never noticed: no write failed while the landing zone was read-only"
+    assert set(exits) == {1}, f"exit statuses while unwritable: {exits}"
+    assert first_snapshot is not None
+    # Nothing acknowledged while unwritable: the first run's count froze at the switch, and every
+    # run started during the window acknowledged nothing at all.
+    assert during[0]["messages"]["acked"] == first_snapshot["messages"]["acked"]
+    assert [s["messages"]["acked"] for s in during[1:]] == [0] * (len(during) - 1)
+    assert files_created_between(roots, wall_ro + 0.5, wall_restore) == []
+    assert _accepted(during, proc) < total, "everything had landed before the fault"
+    assert "landing write failed" in ingest_log_tail(home, 10**6)
+
+    _check_outcome(settings, plan, [*during, last], figures)
+    figures.add("unwritable for", window_s, "s", how)
+    figures.add(
+        "acks while unwritable",
+        0,
+        "messages",
+        f"{len(exits)} runs exited 1 and were restarted (1 s delay)",
+    )
+    figures.add("restore to first ack", recovery_s, "s")
+    figures.add("seconds without ack", t_restore - t_ro + recovery_s, "s", "switch to first ack")
+
+
+# ---------------------------------------------------------------------- 4. broker absent
+
+
+def test_broker_absent_at_start_and_mid_run(
+    settings: Settings, broker: BrokerHandle, figures: Figures
+) -> None:
+    absent_s = at_scale(ci=5.0, full=15.0)
+    outage_s = 10.0
+    plan = make_plan(N_READINGS, seed=23)
+    broker.stop()
+    # The service (no --until-idle: the daemon) starts with no broker: it must wait for it,
+    # retrying with backoff, not exit (a batch run, --until-idle, exits 3: cron must see it).
+    proc = Ingest(settings.home, broker.url)
+    time.sleep(absent_s)
+    assert proc.proc.poll() is None, ingest_log_tail(settings.home)
+    st = proc.read_status()
+    assert st and st["connected"] is False
+    retries = ingest_log_tail(settings.home, 10**6).count("cannot connect to broker")
+    assert retries >= 2
+    broker.start_again()
+    t_up = time.monotonic()
+    proc.wait_for(lambda st: st.get("connected"), 120)
+    first_connect_s = time.monotonic() - t_up
+
+    pub = Publisher(broker, plan.messages, len(plan.messages) / PUBLISH_S).start()
+    wait_until(lambda: pub.fraction_sent >= 0.4, 120, "40 % published")
+    broker.stop()
+    time.sleep(outage_s)
+    assert proc.proc.poll() is None, "the service gave up while the broker was away"
+    assert proc.read_status()["connected"] is False
+    broker.start_again()
+    t_up = time.monotonic()
+    proc.wait_for(lambda st: st.get("connected"), 120)
+    reconnect_s = time.monotonic() - t_up
+    assert pub.fraction_sent < 1.0, "the stream ended before the outage"
+    pub.join()
+    final = drain_and_stop(proc)
+
+    _check_outcome(settings, plan, [final], figures)
+    figures.add("broker absent at start", absent_s, "s", f"{retries} connection attempts logged")
+    figures.add("first connect after broker up", first_connect_s, "s")
+    figures.add("broker outage mid-run", outage_s, "s")
+    figures.add("reconnect after broker back", reconnect_s, "s", "paho backoff 1 s doubling")
