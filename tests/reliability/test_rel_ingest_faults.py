@@ -35,7 +35,7 @@ from simulator.broker import BrokerHandle
 
 N_READINGS = at_scale(ci=20_000, full=100_000)
 # How long the publisher takes to send the plan: the faults must strike mid-stream.
-PUBLISH_S = at_scale(ci=10.0, full=40.0)
+PUBLISH_S = at_scale(ci=6.0, full=40.0)
 
 
 def _check_outcome(settings: Settings, plan: Plan, statuses: list[dict], figures: Figures) -> None:
@@ -56,8 +56,11 @@ def _check_outcome(settings: Settings, plan: Plan, statuses: list[dict], figures
     assert wh.stored == wh.expected
 
     totals = reconcile(statuses)
-    # Records taken more often than sent: the broker redelivered what was not (yet) acked.
-    redelivered = totals.received - plan.records
+    # Duplicates beyond the plan's own resends: what the broker redelivered (not acked, or its
+    # ack lost with a connection) after it had been made durable. Exact even across SIGKILLs: a
+    # record landed in a killed run's last unreported moment comes back and counts here, once.
+    redelivered = totals.duplicates - plan.duplicates
+    assert redelivered >= 0
     assert totals.quarantined <= sum(plan.expected_quarantine.values())
     figures.add(
         "readings sent", plan.valid_readings, "readings", f"{len(plan.messages):,} messages"
@@ -67,9 +70,9 @@ def _check_outcome(settings: Settings, plan: Plan, statuses: list[dict], figures
     figures.add("duplicated", wh.duplicated, "rows")
     figures.add(
         "broker redeliveries seen as duplicates",
-        max(redelivered, 0),
+        redelivered,
         "records",
-        "status files; beyond the plan's own resends",
+        "status files: duplicates beyond the plan's own resends",
     )
     figures.add("landing zone to warehouse (load + check)", load_s, "s")
     figures.add(
@@ -181,18 +184,21 @@ def test_unwritable_landing_acks_nothing_then_recovers(
     roots = [settings.landing_dir, settings.quarantine_dir]
     during: list[dict] = []  # the final status of every run that ended while unwritable
     exits: list[int] = []
+    first = proc
+    first_acked: int | None = None  # the first run's acks, once those of pre-switch files are out
     with read_only(*roots) as how:
         t_ro, wall_ro = time.monotonic(), time.time()
-        first_snapshot: dict | None = None
         while time.monotonic() - t_ro < window_s:
-            if first_snapshot is None and time.monotonic() - t_ro >= 1.0:
+            if first_acked is None and proc is first and time.monotonic() - t_ro >= 1.0:
                 # Acks of batches made durable before the switch have gone out by now.
-                first_snapshot = proc.read_status()
+                first_acked = first.read_status()["messages"]["acked"]
             rc = proc.proc.poll()
             if rc is not None:
                 proc.wait(5)
                 exits.append(rc)
                 during.append(proc.read_status())
+                if first_acked is None:  # the first run failed within a second of the switch
+                    first_acked = during[0]["messages"]["acked"]
                 # The supervisor (compose restart policy / systemd Restart=on-failure) restarts it.
                 time.sleep(1.0)
                 proc = Ingest(home, broker.url)
@@ -206,14 +212,13 @@ def test_unwritable_landing_acks_nothing_then_recovers(
 
     assert exits, "the service never noticed: no write failed while the landing zone was read-only"
     assert set(exits) == {1}, f"exit statuses while unwritable: {exits}"
-    assert first_snapshot is not None
     # Nothing acknowledged while unwritable: the first run's count froze at the switch, and every
     # run started during the window acknowledged nothing at all.
-    assert during[0]["messages"]["acked"] == first_snapshot["messages"]["acked"]
+    assert during[0]["messages"]["acked"] == first_acked
     assert [s["messages"]["acked"] for s in during[1:]] == [0] * (len(during) - 1)
     assert at_restore.get("messages", {}).get("acked", 0) == 0, at_restore
     assert files_created_between(roots, wall_ro + 0.5, wall_restore) == []
-    assert first_snapshot["records"]["accepted"] < total, "everything had landed before the fault"
+    assert during[0]["records"]["accepted"] < total, "everything had landed before the fault"
     assert "landing write failed" in ingest_log_tail(home, 10**6)
 
     _check_outcome(settings, plan, [*during, last], figures)
@@ -234,8 +239,8 @@ def test_unwritable_landing_acks_nothing_then_recovers(
 def test_broker_absent_at_start_and_mid_run(
     settings: Settings, broker: BrokerHandle, figures: Figures
 ) -> None:
-    absent_s = at_scale(ci=5.0, full=15.0)
-    outage_s = 10.0
+    absent_s = at_scale(ci=3.0, full=15.0)
+    outage_s = at_scale(ci=6.0, full=10.0)
     plan = make_plan(N_READINGS, seed=23)
     broker.stop()
     # The service (no --until-idle: the daemon) starts with no broker: it must wait for it,
@@ -247,7 +252,7 @@ def test_broker_absent_at_start_and_mid_run(
     st = proc.read_status()
     assert st["connected"] is False and st["connects"] == 0
     retries = ingest_log_tail(settings.home, 10**6).count("cannot connect to broker")
-    assert retries >= 2
+    assert retries >= 1
     broker.start_again()
     t_up = time.monotonic()
     proc.wait_for(lambda st: st.get("connected"), 120)
@@ -271,4 +276,4 @@ def test_broker_absent_at_start_and_mid_run(
     figures.add("broker absent at start", absent_s, "s", f"{retries} connection attempts logged")
     figures.add("first connect after broker up", first_connect_s, "s")
     figures.add("broker outage mid-run", outage_s, "s")
-    figures.add("reconnect after broker back", reconnect_s, "s", "paho backoff 1 s doubling")
+    figures.add("reconnect after broker back", reconnect_s, "s", "backoff 1 s doubling, 10 s cap")
