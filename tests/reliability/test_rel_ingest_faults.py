@@ -141,11 +141,17 @@ def test_broker_restart_mid_stream_keeps_the_session(
     pub = Publisher(broker, plan.messages, len(plan.messages) / PUBLISH_S).start()
     wait_until(lambda: pub.fraction_sent >= 0.4, 120, "40 % published")
     before = proc.read_status()
+    # Freeze the service so a backlog builds up at the broker for its session: what only the
+    # persistence file can carry across the restart (without it, this backlog would be lost).
+    proc.signal(signal.SIGSTOP)
+    time.sleep(2.0)
+    backlog = pub.acked - before["messages"]["received"]
     t0 = time.monotonic()
     broker.stop()  # SIGTERM: Mosquitto writes its persistence file (sessions, queued messages)
     assert pub.acked < len(plan.messages), "the stream ended before the restart"
     broker.start_again()
     down_s = time.monotonic() - t0
+    proc.signal(signal.SIGCONT)
     connects = before["connects"]
     reconnect_s = wait_until(
         lambda: (
@@ -165,6 +171,12 @@ def test_broker_restart_mid_stream_keeps_the_session(
     figures.add("broker down", down_s, "s")
     figures.add("ingest reconnected after broker back", reconnect_s - down_s, "s")
     figures.add("unacked at the ingest when stopped", m["received"] - m["acked"], "messages")
+    figures.add(
+        "backlog carried by the broker's persistence",
+        backlog,
+        "messages",
+        "published, not yet received by the frozen service (broker queue + socket buffers)",
+    )
 
 
 # ---------------------------------------------------------------------- 3. unwritable landing
