@@ -60,6 +60,9 @@ class BrokerHandle:
     # Set for amqtt: it keeps persistent sessions only for authenticated (named) clients.
     username: str | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    # How this Mosquitto was started, for ``start_again`` (same binary, port, dir and overrides).
+    _binary: str | None = field(default=None, repr=False)
+    _extra: dict[str, str] | None = field(default=None, repr=False)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
     _broker: Any = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
@@ -94,6 +97,24 @@ class BrokerHandle:
                 self._thread.join(timeout=10)
             self._loop = None
             self._broker = None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start_again(self) -> None:
+        """Start a stopped Mosquitto again on the same port with the same data dir and config.
+
+        With persistence on (the project's config), ``stop()`` (SIGTERM) made Mosquitto write its
+        persistence file; the new process reads it back: persistent sessions, their
+        subscriptions and their queued QoS 1 messages survive the restart (the fault tests).
+        """
+        if self.kind != "mosquitto" or self._binary is None:
+            raise BrokerUnavailable("only a Mosquitto started by start_broker can be started again")
+        if self.running:
+            raise RuntimeError(f"mosquitto already runs on port {self.port}")
+        again = _start_mosquitto(self._binary, self.data_dir, self.port, self._extra)
+        self._proc, again._proc = again._proc, None
 
     def __enter__(self) -> BrokerHandle:
         return self
@@ -168,7 +189,9 @@ def _start_mosquitto(
         stderr.close()
         if _wait_for_port(p, 10.0, alive=lambda proc=proc: proc.poll() is None):
             log.info("mosquitto (pid %d) listening on 127.0.0.1:%d", proc.pid, p)
-            return BrokerHandle("mosquitto", "127.0.0.1", p, data_dir, _proc=proc)
+            return BrokerHandle(
+                "mosquitto", "127.0.0.1", p, data_dir, _proc=proc, _binary=binary, _extra=extra
+            )
         proc.kill()
         proc.wait()
         if port is not None:
