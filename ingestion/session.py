@@ -198,10 +198,19 @@ class MqttSession:
             bool(getattr(flags, "session_present", False)),
         )
         # Subscribing again is harmless when the session kept it, and needed when it did not.
+        # MQTT 5: retained messages only with a new subscription. The session already queued
+        # every message published while we were away, so re-sending the retained ones on each
+        # reconnect only re-fed them as duplicates (3.1.1 has no such option: they are counted
+        # as duplicates there).
         if self.version == "5":
             from paho.mqtt.subscribeoptions import SubscribeOptions
 
-            client.subscribe(self.topic, options=SubscribeOptions(qos=1))
+            client.subscribe(
+                self.topic,
+                options=SubscribeOptions(
+                    qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB
+                ),
+            )
         else:
             client.subscribe(self.topic, qos=1)
 
