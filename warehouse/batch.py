@@ -73,6 +73,8 @@ def dedupe_batch(table: pa.Table, stats: dict[str, int] | None = None) -> pa.Tab
     ``stats["revisions"]`` (when given) receives the copies dropped here that were revisions
     (another content hash for the key), not re-deliveries: dq.batch_counts counts them apart.
     """
+    if stats is not None:
+        stats["revisions"] = 0  # also for an empty batch: a feed whose new files are all unreadable
     if table.num_rows == 0:
         return table.append_column("row_id", pa.array([], pa.int64()))
     codes = group_codes(table, ["site_id", "device_id", "lane"])
@@ -82,8 +84,6 @@ def dedupe_batch(table: pa.Table, stats: dict[str, int] | None = None) -> pa.Tab
     order = np.lexsort((rec, ts, codes))
     c, t = codes[order], ts[order]
     loser = (c[:-1] == c[1:]) & (t[:-1] == t[1:])
-    if stats is not None:
-        stats["revisions"] = 0
     if loser.any():
         if stats is not None:
             # Only the keys with several copies: distinct (key, hash) beyond one per key.
