@@ -329,3 +329,20 @@ def test_copies_of_a_quarantined_file_are_quarantined_and_set_aside_too(settings
     load_steps(settings, "r4")  # set aside and ledgered: not found again
     with db.reader(settings) as con:
         assert con.execute("select count(*) from dq.quarantine").fetchone()[0] == 3
+
+
+def test_lake_catalog_left_empty_by_a_killed_first_writer_is_not_taken_for_a_lake(
+    tmp_path: Path,
+) -> None:
+    # Found by the full-scale kill on DuckLake/SQLite: the first run, killed between making the
+    # empty catalog file and DuckLake's first attach, left a catalog that db.exists() took for a
+    # lake; every reader then refused it and each later ingest run failed at discover.
+    h = Home(tmp_path / "h", WAREHOUSES["sqlite"])
+    target = h.settings.warehouse_target
+    assert target.path is not None
+    db._prepare_sqlite_catalog(target.path)  # what the killed writer had done
+    assert target.path.exists() and not db.exists(h.settings)
+    assert discover(h.settings, "r1")["files"]["air"] == []  # no crash: nothing landed yet
+    with db.writer(h.settings):
+        pass
+    assert db.exists(h.settings)
