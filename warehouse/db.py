@@ -396,6 +396,12 @@ def writer(settings: Settings, migrate: bool = True) -> Iterator[duckdb.DuckDBPy
         try:
             if migrate:
                 _migrate_all(settings, con)
+                if not settings.warehouse_target.is_lake:
+                    # DuckDB 1.4 cannot replay a WAL holding the migrations' DDL ("Failure while
+                    # replaying WAL ... no default database set"): a writer killed before its
+                    # close's checkpoint left a file no process could open again. Checkpointed
+                    # here, the WAL holds at most the work that follows (cheap when empty).
+                    con.execute("CHECKPOINT")
             yield con
         finally:
             con.close()
