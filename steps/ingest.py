@@ -60,7 +60,10 @@ class Loaded(load.MergeCounts):
 
 
 def discover(settings: Settings, run_id: str) -> Found:
-    """New landing files per feed (bounded per run) and new quarantine files."""
+    """New landing files per feed (bounded per run) and new quarantine files; removes the parked
+    batches that killed or failed runs left behind."""
+    for stale in wb.remove_stale_work_dirs(settings):
+        log.warning("removed %s: parked batches of a run that never finished", stale)
     return Found(load_run_id=wb.safe_id(run_id), files=ledger.discover_new_files(settings))
 
 

@@ -73,6 +73,8 @@ def dedupe_batch(table: pa.Table, stats: dict[str, int] | None = None) -> pa.Tab
     ``stats["revisions"]`` (when given) receives the copies dropped here that were revisions
     (another content hash for the key), not re-deliveries: dq.batch_counts counts them apart.
     """
+    if stats is not None:
+        stats["revisions"] = 0  # also for an empty batch: a feed whose new files are all unreadable
     if table.num_rows == 0:
         return table.append_column("row_id", pa.array([], pa.int64()))
     codes = group_codes(table, ["site_id", "device_id", "lane"])
@@ -82,8 +84,6 @@ def dedupe_batch(table: pa.Table, stats: dict[str, int] | None = None) -> pa.Tab
     order = np.lexsort((rec, ts, codes))
     c, t = codes[order], ts[order]
     loser = (c[:-1] == c[1:]) & (t[:-1] == t[1:])
-    if stats is not None:
-        stats["revisions"] = 0
     if loser.any():
         if stats is not None:
             # Only the keys with several copies: distinct (key, hash) beyond one per key.
@@ -133,7 +133,8 @@ def batch_checks(batch: pa.Table, expected_sites: list[str]) -> dict[str, Any]:
             "readings": r["observed_at_count"],
             "last_observed_at": str(r["observed_at_max"]),
         }
-        for r in grouped.to_pylist()
+        # By site: group_by's order follows its threads, and the stored JSON should not vary.
+        for r in sorted(grouped.to_pylist(), key=lambda r: str(r["site_id"]))
     }
     return {"per_site": per_site, "silent_sites": [s for s in expected_sites if s not in per_site]}
 
@@ -205,6 +206,31 @@ def discard(files: ParkedFiles) -> None:
     """Remove one parked batch (loaded, or found loaded before)."""
     for path in (files["batch"], files["flags"], files["meta"]):
         Path(path).unlink(missing_ok=True)
+
+
+# A run's parked batches live from its validate to its load task: minutes, at worst the task
+# timeouts and retries of the ingest DAG (about 1.5 h). Older ones belong to a run that was
+# killed or failed before its last step, and nothing else would remove them.
+STALE_WORK_AGE_S = 6 * 3600
+
+
+def remove_stale_work_dirs(settings: Settings, max_age_s: float = STALE_WORK_AGE_S) -> list[Path]:
+    """Remove the work directories of other runs untouched for ``max_age_s`` (a killed or
+    failed run's parked batches); the ones removed. A live run's directory is never that old."""
+    root = settings.home / "work" / "ingest"
+    if not root.is_dir():
+        return []
+    cutoff = datetime.now(UTC).timestamp() - max_age_s
+    removed: list[Path] = []
+    for d in root.iterdir():
+        try:
+            newest = max((p.stat().st_mtime for p in d.rglob("*")), default=d.stat().st_mtime)
+        except FileNotFoundError:  # removed meanwhile
+            continue
+        if d.is_dir() and newest < cutoff:
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
 
 
 def remove_work_dir(settings: Settings, load_run_id: str) -> None:

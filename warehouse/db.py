@@ -173,6 +173,8 @@ def configure(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
 def exists(settings: Settings) -> bool:
     """Whether the warehouse has been created (a first load or migration has run)."""
     target = settings.warehouse_target
+    if target.kind == "sqlite":
+        return target.path is not None and _sqlite_lake_created(target.path)
     if target.kind != "postgres":
         return target.path is not None and target.path.exists()
     with _LAKES_LOCK:
@@ -319,6 +321,26 @@ def _lost_init_race(exc: duckdb.Error) -> bool:
     return "Failed to initialize DuckLake" in text and any(t in text for t in _INIT_RACE)
 
 
+def _sqlite_lake_created(path: Path) -> bool:
+    """The SQLite catalog holds a DuckLake. The file alone is not enough: it is made empty
+    before the first writer attaches (_prepare_sqlite_catalog), and a writer killed in between
+    left one that every reader refused ("creating a new DuckLake is explicitly disabled"), so
+    each later ingest run failed at discover."""
+    if not path.exists():
+        return False
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            row = con.execute(
+                "select count(*) from sqlite_master where name = 'ducklake_metadata'"
+            ).fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return True  # not ours to judge (e.g. locked): let the attach say what is wrong
+    return bool(row and row[0])
+
+
 def _prepare_sqlite_catalog(path: Path) -> None:
     """Create the SQLite catalog in WAL mode: with the default journal, readers fail while a
     writer commits (docs/research/ducklake_2026-12.md); WAL persists in the file."""
@@ -374,6 +396,12 @@ def writer(settings: Settings, migrate: bool = True) -> Iterator[duckdb.DuckDBPy
         try:
             if migrate:
                 _migrate_all(settings, con)
+                if not settings.warehouse_target.is_lake:
+                    # DuckDB 1.4 cannot replay a WAL holding the migrations' DDL ("Failure while
+                    # replaying WAL ... no default database set"): a writer killed before its
+                    # close's checkpoint left a file no process could open again. Checkpointed
+                    # here, the WAL holds at most the work that follows (cheap when empty).
+                    con.execute("CHECKPOINT")
             yield con
         finally:
             con.close()

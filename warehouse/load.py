@@ -92,11 +92,17 @@ def load_feed_batch(
         load_dim_site(con, settings)
         known = known_checksums(con, [f.sha256 for f in files])
         fresh = [f for f in files if f.sha256 not in known]
+        # Every unreadable file, also one with the bytes of a file quarantined before (two
+        # zero-byte files share a checksum): left in landing, it would break the staging views
+        # and never be reported.
+        bad_files = [f for f in files if f.error]
         if not fresh:
+            if bad_files:
+                quarantine_unreadable(con, feed, bad_files, params)
             # Remember the paths, so copies of loaded files are not rediscovered forever.
             remember_paths(con, files, "landing", params)
             log.info("%s: every file of the batch was loaded before; nothing to do", feed)
-            return LoadResult(counts=no_counts(), changed_dates=[], loaded=False), []
+            return LoadResult(counts=no_counts(), changed_dates=[], loaded=False), bad_files
         rows, row_flags = batch, flags  # an attempt never changes the caller's batch
         if known:
             keep = pc.invert(pc.is_in(rows["source_sha256"], pa.array(sorted(known))))
@@ -112,7 +118,6 @@ def load_feed_batch(
             int(record.get("in_batch_revisions", 0)), rows_read - rows.num_rows
         )
         changed = [r[0] for r in SQL.run(con, "core/select_changed_dates.sql").fetchall()]
-        bad_files = [f for f in fresh if f.error]
         if bad_files:
             quarantine_unreadable(con, feed, bad_files, params)
         record_validation_run(con, record, fresh, params)

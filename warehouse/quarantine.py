@@ -138,7 +138,8 @@ def load_quarantine(settings: Settings, files: list[str], load_run_id: str) -> d
                 SQL.run(con, "dq/insert_quarantine.sql", params)
             finally:
                 con.unregister("quarantine_rows")
-        bad = [f for f in fresh if f.error]
+        # Also an unreadable copy of a file seen before (same bytes): it is set aside below.
+        bad = [f for f in infos if f.error]
         if bad:
             quarantine_unreadable(con, None, bad, params)
             per_feed["unknown"] = per_feed.get("unknown", 0) + len(bad)
