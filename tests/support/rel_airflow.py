@@ -356,8 +356,9 @@ def snapshot(home: Home) -> dict[str, pa.Table]:
                 if excluded(q, col):
                     continue
                 ident = f'"{col}"'
-                # Floats to 6 decimals, also inside text (JSON details): a sum over detectors
-                # in another order differs in the 16th digit (traffic volume_veh is not rounded).
+                # Floats to 6 decimals, also inside text (JSON details): the comparison is of
+                # results, not of float noise (a double sum in another row order differs in the
+                # 16th digit; traffic volume_veh was one until this suite found it).
                 text = f"regexp_replace(replace({ident}::varchar, {home_sql}, '<home>'), {_DIGITS})"
                 if (
                     typ in ("VARCHAR", "JSON")

@@ -56,7 +56,7 @@ hourly as (
         local_date,
         hour_start,
         count(*)::integer as n_rows,
-        coalesce(sum(volume_veh), 0) as volume_veh,
+        coalesce(sum(volume_veh::decimal(38, 4)), 0)::double as volume_veh,
         sum(volume_veh::decimal(18, 4)) filter (where volume_veh > 0 and speed_kmh > 0)
             as speed_volume,
         sum(

@@ -158,7 +158,7 @@ hour_scoped as (
         round(avg(tpi::decimal(18, 2)), 2) as day_mean_tpi,
         max(tpi) as max_hour_tpi,
         count(*) filter (where tpi_level_no >= 4)::integer as hours_moderate_or_heavy,
-        sum(volume_veh) as volume_veh,
+        sum(volume_veh::decimal(38, 4))::double as volume_veh,
         sum(vkt::decimal(38, 4))::double as vkt
     from hours
     group by local_date, scope

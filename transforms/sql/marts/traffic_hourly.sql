@@ -41,7 +41,7 @@ scoped as (
             else 'county'
         end as scope,
         count(*)::integer as n_detectors,
-        sum(volume_veh) as volume_veh,
+        sum(volume_veh::decimal(38, 4))::double as volume_veh,
         sum(vkt::decimal(38, 4))::double as vkt,
         -- exact decimal sums: the same data always gives the same TTI
         round(
