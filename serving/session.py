@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import html
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -34,11 +35,19 @@ PUBLIC_PATHS = frozenset(
 MAX_FORM_BYTES = 4096
 
 
-@dataclass(frozen=True)
+# Signed-out sessions remembered until they expire; past this many (only a flood of sign-ins
+# and sign-outs, which the rate limit slows) the ones nearest their expiry are forgotten first.
+MAX_REVOKED = 100_000
+
+
+@dataclass
 class Signer:
-    """Signs and checks session tokens ``<expiry>.<nonce>.<hmac>``."""
+    """Signs and checks session tokens ``<expiry>.<nonce>.<hmac>``; remembers signed-out ones."""
 
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    # nonce -> expiry of sessions signed out before they expired (a copied cookie stays dead).
+    _revoked: dict[str, int] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def issue(self, now: float | None = None) -> str:
         expiry = int((now if now is not None else time.time()) + SESSION_S)
@@ -49,10 +58,31 @@ class Signer:
         if not token or len(token) > 200:
             return False
         body, _, mac = token.rpartition(".")
-        expiry_text = body.partition(".")[0]
+        expiry_text, _, nonce = body.partition(".")
         if not expiry_text.isdigit() or not hmac.compare_digest(mac, self._mac(body)):
             return False
+        if nonce in self._revoked:
+            return False
         return int(expiry_text) > (now if now is not None else time.time())
+
+    def revoke(self, token: str | None, now: float | None = None) -> bool:
+        """Sign a session out on the server too: ``valid`` refuses it from now on. Returns
+        whether ``token`` was a live session."""
+        now = now if now is not None else time.time()
+        if not self.valid(token, now):
+            return False
+        assert token is not None
+        expiry_text, _, rest = token.partition(".")
+        nonce = rest.rpartition(".")[0]
+        with self._lock:
+            self._revoked = {n: e for n, e in self._revoked.items() if e > now}
+            if len(self._revoked) >= MAX_REVOKED:
+                for n, _e in sorted(self._revoked.items(), key=lambda kv: kv[1])[
+                    : len(self._revoked) - MAX_REVOKED + 1
+                ]:
+                    del self._revoked[n]
+            self._revoked[nonce] = int(expiry_text)
+        return True
 
     def _mac(self, body: str) -> str:
         return hmac.new(self.secret, body.encode("ascii", "replace"), hashlib.sha256).hexdigest()
@@ -127,7 +157,10 @@ def routes(ctx: ServeContext, keys: tuple[str, ...]) -> APIRouter:
         return Response(_asset("favicon.svg"), media_type="image/svg+xml")
 
     @router.post("/logout")
-    def logout() -> Response:
+    def logout(request: Request) -> Response:
+        # Also on the server: a copy of the cookie (another tab, a stolen one) dies with it.
+        signer: Signer = request.app.state.signer
+        signer.revoke(request.cookies.get(COOKIE))
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response

@@ -56,6 +56,9 @@ def test_a_key_signs_a_browser_in_and_nothing_else_does(settings: Settings, tmp_
             assert browser.get("/static/login.html").status_code == 200
             out = browser.post("/logout")
             assert out.status_code == 303 and 'citypipe_session=""' in out.headers["set-cookie"]
+        # A copy of the signed-out cookie (another tab, a stolen one) is dead on the server too.
+        with server.client(key=None, cookies={COOKIE: token}) as copy:
+            assert copy.get("/api/v1/sites").status_code == 401
         expiry, nonce, mac = token.split(".")
         for forged in (
             f"{int(expiry) + 999}.{nonce}.{mac}",  # a longer session
