@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from common.catalogue import FEEDS, load_catalogue
 from common.settings import REPO_ROOT, Settings, get_settings
+from common.sql import literal
 from ingestion.schema import VALUE_COLUMNS, landing_schema
 from warehouse import db
 
@@ -237,7 +238,9 @@ class Home:
         with db.reader(self.settings) as con:
             total = 0
             for schema, name in tables(con, schemas):
-                total += int(con.execute(f'select count(*) from {schema}."{name}"').fetchone()[0])
+                # Names from information_schema, quoted as identifiers (no bind for them).
+                table = f"{_ident(schema)}.{_ident(name)}"
+                total += int(con.execute(f"select count(*) from {table}").fetchone()[0])
             return total
 
 
@@ -308,6 +311,12 @@ def group_gone(pgid: int) -> bool:
     return False
 
 
+def _ident(name: str) -> str:
+    """A quoted SQL identifier: table and column names read from information_schema go into
+    generated statements (identifiers cannot be bound parameters)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def tables(
     con: duckdb.DuckDBPyConnection, schemas: tuple[str, ...] = SCHEMAS
 ) -> list[tuple[str, str]]:
@@ -345,7 +354,7 @@ def snapshot(home: Home) -> dict[str, pa.Table]:
     """Every table of every warehouse schema, normalised for comparison between homes."""
     out: dict[str, pa.Table] = {}
     # A literal, not a bound parameter: tables without a text column would not use it.
-    home_sql = "'" + str(home.home).replace("'", "''") + "'"
+    home_sql = literal(str(home.home))
     with db.reader(home.settings) as con:
         for schema, name in tables(con):
             q = f"{schema}.{name}"
@@ -355,7 +364,7 @@ def snapshot(home: Home) -> dict[str, pa.Table]:
             for col, typ in _columns(con, schema, name):
                 if excluded(q, col):
                     continue
-                ident = f'"{col}"'
+                ident = _ident(col)
                 # Floats to 6 decimals, also inside text (JSON details): the comparison is of
                 # results, not of float noise (a double sum in another row order differs in the
                 # 16th digit; traffic volume_veh was one until this suite found it).
@@ -372,7 +381,7 @@ def snapshot(home: Home) -> dict[str, pa.Table]:
                     exprs.append(ident)
             if not exprs:
                 continue
-            sql = f'select {", ".join(exprs)} from {schema}."{name}"'
+            sql = f"select {', '.join(exprs)} from {_ident(schema)}.{_ident(name)}"
             out[q] = con.execute(sql).fetch_arrow_table()
     return out
 
@@ -409,6 +418,6 @@ def show_diff(a: dict[str, pa.Table], b: dict[str, pa.Table], q: str, n: int = 5
     con = duckdb.connect()
     con.register("ta", a[q])
     con.register("tb", b[q])
-    only_a = con.execute(f"from (from ta except all from tb) limit {n}").fetchall()
-    only_b = con.execute(f"from (from tb except all from ta) limit {n}").fetchall()
+    only_a = con.execute("from (from ta except all from tb) limit ?", [n]).fetchall()
+    only_b = con.execute("from (from tb except all from ta) limit ?", [n]).fetchall()
     return f"{q}: columns {a[q].column_names}\n only A {only_a}\n only B {only_b}"
