@@ -119,7 +119,14 @@ class Up:
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    root = tmp_path_factory.mktemp("up")
+    yield from running_stack(tmp_path_factory.mktemp("up"))
+
+
+def running_stack(
+    root: Path, extra_env: dict[str, str] | None = None, extra_args: tuple[str, ...] = ()
+) -> Iterator[Up]:
+    """`citypipe up` under ``root``, until it says it is up (readings published as soon as its
+    ingest is connected); stopped for good afterwards. The body of the stack fixtures."""
     home = root / "home"
     # Nothing of a developer's citypipe or Airflow configuration leaks in.
     env = {
@@ -128,9 +135,10 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
         if not k.startswith(("CITYPIPE_", "AIRFLOW_", "AIRFLOW__"))
     }
     env["CITYPIPE_HOME"] = str(home)
+    env.update(extra_env or {})
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     log = root / "up.log"
-    cmd = [*up_command(*free_ports(3)), "--timeout", str(START_TIMEOUT_S)]
+    cmd = [*up_command(*free_ports(3)), *extra_args, "--timeout", str(START_TIMEOUT_S)]
     t0 = time.monotonic()
     with log.open("wb") as out:
         proc = subprocess.Popen(

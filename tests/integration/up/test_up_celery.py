@@ -14,8 +14,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -23,22 +21,15 @@ from urllib.parse import urlsplit
 import psutil
 import pytest
 from test_up import (
-    START_TIMEOUT_S,
     STATION,
-    UP_LINE,
     Airflow,
     Up,
-    _ingest_connected,
-    _stop_for_good,
     _wait_for_run,
-    free_ports,
     port_free,
-    publish_readings,
-    up_command,
+    running_stack,
 )
 
 from citypipe.up import CELERY_WORKERS, session_processes
-from common.settings import REPO_ROOT
 from warehouse import db
 
 pytestmark = pytest.mark.slow
@@ -113,48 +104,15 @@ def database() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[Up]:
-    root = tmp_path_factory.mktemp("up-celery")
-    home = root / "home"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CITYPIPE_", "AIRFLOW_", "AIRFLOW__"))
-    }
-    env["CITYPIPE_HOME"] = str(home)
-    env["CITYPIPE_AIRFLOW_POSTGRES_URL"] = PG_SERVER
-    env["CITYPIPE_AIRFLOW_DATABASE"] = database
-    env["CITYPIPE_CELERY_BROKER_URL"] = REDIS_URL
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-    log = root / "up.log"
-    cmd = [
-        *up_command(*free_ports(3)),
-        "--executor",
-        "celery",
-        "--timeout",
-        str(START_TIMEOUT_S),
-    ]
-    t0 = time.monotonic()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    stack = Up(proc, home, log, env, 0.0)
-    try:
-        while not UP_LINE.search(stack.output):
-            if stack.readings is None and _ingest_connected(stack):
-                stack.readings = publish_readings(stack)
-            if stack.proc.poll() is not None:
-                pytest.fail(f"citypipe up exited {stack.proc.returncode}:\n{stack.output[-4000:]}")
-            if time.monotonic() - t0 > START_TIMEOUT_S + 30:
-                pytest.fail(
-                    f"citypipe up not up after {START_TIMEOUT_S:g} s:\n{stack.output[-4000:]}"
-                )
-            time.sleep(0.5)
-        stack.up_after_s = time.monotonic() - t0
-        stack.pgids = frozenset(int(p["pgid"]) for p in stack.state["parts"].values())
-        yield stack
-    finally:
-        _stop_for_good(stack)
+    yield from running_stack(
+        tmp_path_factory.mktemp("up-celery"),
+        {
+            "CITYPIPE_AIRFLOW_POSTGRES_URL": PG_SERVER,
+            "CITYPIPE_AIRFLOW_DATABASE": database,
+            "CITYPIPE_CELERY_BROKER_URL": REDIS_URL,
+        },
+        ("--executor", "celery"),
+    )
 
 
 def test_celery_workers_run_the_scheduled_pipeline_to_the_kpi_pack(up: Up, database: str) -> None:
