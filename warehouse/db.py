@@ -395,12 +395,12 @@ def writer(settings: Settings, migrate: bool = True) -> Iterator[duckdb.DuckDBPy
         con = connect(settings, read_only=False)
         try:
             if migrate:
-                _migrate_all(settings, con)
-                if not settings.warehouse_target.is_lake:
+                applied = _migrate_all(settings, con)
+                if applied and not settings.warehouse_target.is_lake:
                     # DuckDB 1.4 cannot replay a WAL holding the migrations' DDL ("Failure while
                     # replaying WAL ... no default database set"): a writer killed before its
                     # close's checkpoint left a file no process could open again. Checkpointed
-                    # here, the WAL holds at most the work that follows (cheap when empty).
+                    # here (only when a migration ran), the WAL holds at most the work that follows.
                     con.execute("CHECKPOINT")
             yield con
         finally:
@@ -417,11 +417,12 @@ def writer_slots(settings: Settings) -> int:
     return max(1, settings.warehouse_writer_slots)
 
 
-def _migrate_all(settings: Settings, con: duckdb.DuckDBPyConnection) -> None:
+def _migrate_all(settings: Settings, con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Apply the pending migrations; return the versions applied now."""
     from common.migrate import migrate as _migrate
     from warehouse import MIGRATIONS_DIR
 
-    retrying(settings, lambda: _migrate(con, MIGRATIONS_DIR), what="migrations")
+    return retrying(settings, lambda: _migrate(con, MIGRATIONS_DIR), what="migrations")
 
 
 @contextlib.contextmanager
